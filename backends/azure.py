@@ -1,0 +1,322 @@
+"""Azure OpenAI: CAMEL's ``AzureOpenAIModel`` constructor and behaviour, with its bugs fixed.
+
+Differences from CAMEL, on purpose:
+
+* one auth mode is chosen (token provider > AD token > API key), so openai 3.x never raises
+  ``MutuallyExclusiveAuthError``; an explicit credential also stops the *other* credentials'
+  environment variables from being consulted (the SDK's own rule);
+* a missing endpoint or api_version is a :class:`~registry.errors.ConfigError` naming the
+  argument and both variables, instead of a request to ``None/openai/...``;
+* SDK clients are built on first use, so constructing a model neither imports :mod:`openai` nor
+  allocates a connection pool;
+* secrets are held as :class:`~pydantic.SecretStr` and never appear in a repr or message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import SecretStr, field_validator
+
+from backends.base import BackendSettings, BuildContext
+from backends.chat_requests import ChatCompletionsBackend
+from registry.errors import ConfigError, MissingCredentialsError
+
+if TYPE_CHECKING:
+    from backends.token_counting import BaseTokenCounter
+    from registry.spec import ModelSpec
+
+__all__ = ["AZURE_ENV_FALLBACKS", "AzureOpenAIModel", "AzureSettings"]
+
+#: Conventional variables per registry field, CAMEL's name first, then the openai SDK's.
+AZURE_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
+    "endpoint": ("AZURE_OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"),
+    "api_version": ("AZURE_API_VERSION", "OPENAI_API_VERSION"),
+    "azure_ad_token": ("AZURE_AD_TOKEN", "AZURE_OPENAI_AD_TOKEN"),
+    "api_key": ("AZURE_OPENAI_API_KEY",),
+}
+#: Credentials in the order one is chosen; setting any one explicitly ignores the others' vars.
+AUTH_FIELDS = ("azure_ad_token_provider", "azure_ad_token", "api_key")
+
+
+def check_endpoint_url(value: str | None, *, field: str = "endpoint") -> str | None:
+    """An endpoint must be an absolute http(s) URL; return it without a trailing slash."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.startswith(("https://", "http://")):
+        raise ValueError(
+            f"{field} must be an http(s) URL such as https://NAME.openai.azure.com, "
+            f"got {value[:60]!r}"
+        )
+    return value.rstrip("/")
+
+
+class AzureSettings(BackendSettings):
+    """The fields a ``backend = "azure"`` model table may set, besides the common ones."""
+
+    deployment: str
+    endpoint: str | None = None
+    api_version: str | None = None
+    api_key: SecretStr | None = None
+    azure_ad_token: SecretStr | None = None
+    azure_ad_token_provider: str | None = None
+    client_kwargs: dict[str, Any] = {}
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        return check_endpoint_url(value)
+
+
+def _from_env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _secret(value: str | SecretStr | None) -> SecretStr | None:
+    if value is None or isinstance(value, SecretStr):
+        return value
+    return SecretStr(value)
+
+
+def _timeout_from_env() -> float:
+    raw = os.environ.get("MODEL_TIMEOUT")
+    if not raw:
+        return 180.0
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"MODEL_TIMEOUT must be a number of seconds, got {raw[:20]!r}. Fix or unset it."
+        ) from None
+    if timeout <= 0:
+        raise ConfigError("MODEL_TIMEOUT must be positive. Fix or unset it.")
+    return timeout
+
+
+class AzureOpenAIModel(ChatCompletionsBackend):
+    """Azure OpenAI chat completions (parity with CAMEL's ``AzureOpenAIModel``).
+
+    Args:
+        model_type: the Azure deployment name; sent as ``azure_deployment`` and ``model``.
+        model_config_dict: request settings (:class:`~backends.configs.ChatGPTConfig` keys).
+        api_key: API key; else ``AZURE_OPENAI_API_KEY``.
+        url: the resource endpoint; else ``AZURE_OPENAI_BASE_URL``, then ``AZURE_OPENAI_ENDPOINT``.
+        timeout: seconds per request; else ``MODEL_TIMEOUT``, else 180.
+        token_counter: the token counter; default an ``OpenAITokenCounter``, built lazily.
+        api_version: required; else ``AZURE_API_VERSION``, then ``OPENAI_API_VERSION``.
+        azure_ad_token_provider: called on every request (sync or async callable).
+        azure_ad_token: Entra ID token; else ``AZURE_AD_TOKEN``, then ``AZURE_OPENAI_AD_TOKEN``.
+        max_retries: retries the SDK makes on retryable errors.
+        client: a custom sync client (e.g. an RL framework's), used as-is.
+        async_client: a custom async client, used as-is; each side is independent.
+        azure_deployment_name: deprecated and ignored (``DeprecationWarning``).
+        name: the registry name of the model (for messages).
+        base_model: the base model (picks the tokenizer), e.g. ``gpt-4o`` for any deployment.
+        **kwargs: passed to the SDK client's constructor; ignored for an injected client.
+    """
+
+    settings_model = AzureSettings
+    env_fallbacks = AZURE_ENV_FALLBACKS
+    exclusive_fallbacks = (AUTH_FIELDS,)
+
+    def __init__(
+        self,
+        model_type: str,
+        model_config_dict: Mapping[str, Any] | None = None,
+        api_key: str | SecretStr | None = None,
+        url: str | None = None,
+        timeout: float | None = None,
+        token_counter: BaseTokenCounter | None = None,
+        api_version: str | None = None,
+        azure_ad_token_provider: Callable[[], Any] | None = None,
+        azure_ad_token: str | SecretStr | None = None,
+        max_retries: int = 3,
+        client: Any = None,
+        async_client: Any = None,
+        azure_deployment_name: str | None = None,
+        *,
+        name: str | None = None,
+        base_model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if azure_deployment_name is not None:
+            warnings.warn(
+                "AzureOpenAIModel(azure_deployment_name=...) is deprecated and ignored: the "
+                "deployment is model_type (settings: deployment).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if os.environ.get("AZURE_DEPLOYMENT_NAME") is not None:
+            warnings.warn(
+                "The AZURE_DEPLOYMENT_NAME environment variable is deprecated and ignored: the "
+                "deployment is model_type (settings: deployment). Unset it.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        super().__init__(
+            model_type,
+            model_config_dict,
+            client=client,
+            async_client=async_client,
+            timeout=_timeout_from_env() if timeout is None else timeout,
+            max_retries=max_retries,
+            token_counter=token_counter,
+            name=name,
+            base_model=base_model,
+            client_kwargs=kwargs,
+        )
+        self._choose_auth(_secret(api_key), _secret(azure_ad_token), azure_ad_token_provider)
+        try:
+            self.url = check_endpoint_url(url or _from_env(*AZURE_ENV_FALLBACKS["endpoint"]), field="url")
+        except ValueError as exc:
+            raise ConfigError(f"model {self.name!r}: {exc}") from None
+        self.api_version = api_version or _from_env(*AZURE_ENV_FALLBACKS["api_version"])
+        if client is None and async_client is None:
+            problem = self._missing_settings()
+            if problem:
+                error = MissingCredentialsError if "credentials" in problem else ConfigError
+                raise error(f"model {self.name!r}: {problem}")
+
+    def _choose_auth(
+        self,
+        api_key: SecretStr | None,
+        azure_ad_token: SecretStr | None,
+        provider: Callable[[], Any] | None,
+    ) -> None:
+        """Pick exactly one credential: provider > AD token > key (env only if none given)."""
+        if provider is None and azure_ad_token is None and api_key is None:
+            azure_ad_token = _secret(_from_env(*AZURE_ENV_FALLBACKS["azure_ad_token"]))
+            if azure_ad_token is None:
+                api_key = _secret(_from_env(*AZURE_ENV_FALLBACKS["api_key"]))
+        self.azure_ad_token_provider = provider
+        self._azure_ad_token = azure_ad_token if provider is None else None
+        self._api_key = api_key if provider is None and azure_ad_token is None else None
+
+    @property
+    def auth_mode(self) -> str:
+        """``azure_ad_token_provider``, ``azure_ad_token``, ``api_key`` or ``none``."""
+        if self.azure_ad_token_provider is not None:
+            return "azure_ad_token_provider"
+        if self._azure_ad_token is not None:
+            return "azure_ad_token"
+        return "api_key" if self._api_key is not None else "none"
+
+    def _missing_settings(self) -> str | None:
+        """What stops this model from building its own client, or None."""
+        if not self.url:
+            return (
+                "no Azure endpoint: set endpoint in its settings table (url= in code), or "
+                "AZURE_OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT"
+            )
+        if not self.api_version:
+            return (
+                "no api_version: set api_version in its settings table (api_version= in code), "
+                "or AZURE_API_VERSION or OPENAI_API_VERSION"
+            )
+        if self.auth_mode == "none":
+            return (
+                "no credentials: set api_key or azure_ad_token (or AZURE_OPENAI_API_KEY, "
+                "AZURE_AD_TOKEN, AZURE_OPENAI_AD_TOKEN), or pass azure_ad_token_provider"
+            )
+        return None
+
+    @property
+    def pool_key(self) -> str:
+        """Models on the same endpoint share one HTTP connection pool."""
+        return self.url or "default"
+
+    def _client_arguments(self, http_client: Any, *, is_async: bool) -> dict[str, Any]:
+        side = "async" if is_async else "sync"
+        problem = self._missing_settings()
+        if problem:
+            raise self._missing_side(side, problem)
+        provider = self.azure_ad_token_provider
+        if provider is not None and not is_async and inspect.iscoroutinefunction(provider):
+            raise self._missing_side(
+                side, "azure_ad_token_provider is async; the sync client needs a sync provider"
+            )
+        arguments: dict[str, Any] = {
+            "azure_endpoint": self.url,
+            "azure_deployment": self.model_type,
+            "api_version": self.api_version,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            **self.client_kwargs,
+        }
+        if provider is not None:
+            arguments["azure_ad_token_provider"] = provider
+        elif self._azure_ad_token is not None:
+            arguments["azure_ad_token"] = self._azure_ad_token.get_secret_value()
+        elif self._api_key is not None:
+            arguments["api_key"] = self._api_key.get_secret_value()
+        if http_client is not None:
+            arguments["http_client"] = http_client
+        return arguments
+
+    def _construct(self, factory: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+        try:
+            return factory(**arguments)
+        except TypeError as exc:
+            raise ConfigError(
+                f"model {self.name!r}: the openai client rejected an argument from "
+                f"client_kwargs ({', '.join(sorted(self.client_kwargs)) or 'none'}): {exc}"
+            ) from None
+
+    def _new_sync_client(self, http_client: Any) -> Any:
+        from openai import AzureOpenAI
+
+        return self._construct(AzureOpenAI, self._client_arguments(http_client, is_async=False))
+
+    def _new_async_client(self, http_client: Any) -> Any:
+        from openai import AsyncAzureOpenAI
+
+        return self._construct(
+            AsyncAzureOpenAI, self._client_arguments(http_client, is_async=True)
+        )
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
+        """Map registry fields onto CAMEL's constructor: deployment → model_type, endpoint → url."""
+        options = spec.options
+        assert isinstance(options, AzureSettings)
+        runtime = context.runtime
+        provider = runtime.get("azure_ad_token_provider")
+        if provider is None and options.azure_ad_token_provider is not None:
+            from backends.token_providers import named_token_provider
+
+            provider = named_token_provider(options.azure_ad_token_provider, spec.name)
+        model = cls(
+            options.deployment,
+            spec.config,
+            api_key=options.api_key,
+            url=options.endpoint,
+            timeout=spec.common.timeout,
+            token_counter=runtime.get("token_counter"),
+            api_version=options.api_version,
+            azure_ad_token_provider=provider,
+            azure_ad_token=options.azure_ad_token,
+            max_retries=spec.common.max_retries,
+            client=runtime.get("client"),
+            async_client=runtime.get("async_client"),
+            name=spec.name,
+            base_model=spec.common.model,
+            **options.client_kwargs,
+        )
+        model._token_counter_factory = context.token_counter_factory
+        model._use_http_clients(context.http_clients)
+        return model
+
+    def __repr__(self) -> str:
+        return (
+            f"AzureOpenAIModel(name={self.name!r}, deployment={self.model_type!r}, "
+            f"url={self.url!r}, api_version={self.api_version!r}, auth={self.auth_mode!r})"
+        )

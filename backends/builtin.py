@@ -1,0 +1,36 @@
+"""The built-in plugin: registers modelreg's own backends and token counters.
+
+It is loaded from :data:`registry.plugins.DEFAULT_PLUGINS` through the same hooks a third-party
+plugin implements. Importing it imports the backend modules, which import neither ``openai`` nor
+``tiktoken`` (those load on first request / first count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from registry.hookspecs import hookimpl
+
+__all__ = ["modelreg_register_backends", "modelreg_register_token_counters"]
+
+
+@hookimpl
+def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> None:
+    """Register ``azure``, ``openai`` and ``fake``."""
+    from backends.azure import AzureOpenAIModel
+    from backends.fake import FakeModel
+    from backends.openai_compatible import OpenAICompatibleModel
+
+    register("azure", AzureOpenAIModel)
+    register("openai", OpenAICompatibleModel)
+    register("fake", FakeModel)
+
+
+@hookimpl
+def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register ``openai`` (tiktoken, exact for OpenAI models) and ``approximate`` (no download)."""
+    from backends.token_counting import ApproximateTokenCounter, OpenAITokenCounter
+
+    register("openai", OpenAITokenCounter)
+    register("approximate", ApproximateTokenCounter)

@@ -1,0 +1,249 @@
+"""A deterministic backend for an application's own tests: no network, real SDK types.
+
+``backend = "fake"`` replies with ``reply`` (or cycles through ``replies``, or echoes the last
+user message), returns ``ChatCompletion`` objects (chunks when ``config.stream``), a
+schema-valid instance for a pydantic ``response_format``, and a call of the first tool when
+tools are given and ``tool_call = true``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import threading
+import types
+import typing
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import BaseModel
+
+from backends.base import BackendSettings, BaseModelBackend, BuildContext, Messages
+
+if TYPE_CHECKING:
+    from registry.spec import ModelSpec
+
+__all__ = ["FakeModel", "FakeSettings", "example_instance"]
+
+
+class FakeSettings(BackendSettings):
+    """Fields of a ``backend = "fake"`` model table."""
+
+    reply: str | None = None
+    replies: list[str] = []
+    tool_call: bool = False
+
+
+def _example_value(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return typing.get_args(annotation)[0]
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _example_value(options[0]) if options else None
+    if origin in (list, set, tuple, frozenset):
+        return []
+    if origin is dict:
+        return {}
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return example_instance(annotation).model_dump()
+        if issubclass(annotation, enum.Enum):
+            return next(iter(annotation)).value
+        if issubclass(annotation, bool):
+            return False
+        if issubclass(annotation, int | float):
+            return annotation(0)
+        if issubclass(annotation, str):
+            return "fake"
+    return None
+
+
+def example_instance(model: type[BaseModel]) -> BaseModel:
+    """A valid instance of ``model`` built from its field types (defaults where given)."""
+    data = {
+        name: _example_value(info.annotation)
+        for name, info in model.model_fields.items()
+        if info.is_required()
+    }
+    return model.model_validate(data)
+
+
+class FakeModel(BaseModelBackend):
+    """Deterministic replies; see the module docstring."""
+
+    settings_model = FakeSettings
+
+    def __init__(
+        self,
+        model_type: str = "fake",
+        model_config_dict: dict[str, Any] | None = None,
+        *,
+        reply: str | None = None,
+        replies: list[str] | None = None,
+        tool_call: bool = False,
+        name: str | None = None,
+        base_model: str | None = None,
+    ) -> None:
+        super().__init__(model_type, model_config_dict, name=name, base_model=base_model)
+        self.reply = reply
+        self._replies = itertools.cycle(replies) if replies else None
+        self._lock = threading.Lock()
+        self.tool_call = tool_call
+        self.calls: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
+        """Build from a ``backend = "fake"`` table."""
+        options = spec.options
+        assert isinstance(options, FakeSettings)
+        model = cls(
+            spec.common.model or "fake",
+            dict(spec.config),
+            reply=options.reply,
+            replies=list(options.replies),
+            tool_call=options.tool_call,
+            name=spec.name,
+            base_model=spec.common.model,
+        )
+        model._token_counter_factory = context.token_counter_factory
+        return model
+
+    def _text(self, messages: Messages) -> str:
+        with self._lock:
+            if self._replies is not None:
+                return next(self._replies)
+        if self.reply is not None:
+            return self.reply
+        for message in reversed(messages):
+            if message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                return f"fake reply to: {content}"
+        return "fake reply"
+
+    def _completion(self, messages: Messages, rf: Any, tools: list[dict[str, Any]] | None) -> Any:
+        from openai.types.chat import ChatCompletion
+
+        message: dict[str, Any] = {"role": "assistant", "content": self._text(messages)}
+        finish = "stop"
+        if isinstance(rf, type) and issubclass(rf, BaseModel):
+            message["content"] = example_instance(rf).model_dump_json()
+        if tools and self.tool_call:
+            function = tools[0].get("function", {})
+            schema = function.get("parameters", {}).get("properties", {})
+            arguments = {key: "fake" for key in schema}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_fake_0",
+                        "type": "function",
+                        "function": {"name": function.get("name", "tool"), "arguments": json.dumps(arguments)},
+                    }
+                ],
+            }
+            finish = "tool_calls"
+        return ChatCompletion.model_validate(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": self.model_type,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            }
+        )
+
+    def _chunks(self, completion: Any) -> list[Any]:
+        from openai.types.chat import ChatCompletionChunk
+
+        text = completion.choices[0].message.content or ""
+        pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
+        base = {"id": completion.id, "object": "chat.completion.chunk", "created": 0, "model": self.model_type}
+        chunks = [
+            ChatCompletionChunk.model_validate(
+                {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            )
+            for piece in pieces
+        ]
+        chunks.append(
+            ChatCompletionChunk.model_validate(
+                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            )
+        )
+        return chunks
+
+    def _respond(self, messages: Messages, response_format: Any, tools: Any) -> Any:
+        self.calls.append({"messages": messages, "response_format": response_format, "tools": tools})
+        rf = response_format if response_format is not None else self.model_config_dict.get("response_format")
+        active_tools = self.model_config_dict.get("tools") if tools is None else tools
+        completion = self._completion(messages, rf, active_tools)
+        if isinstance(rf, type) and issubclass(rf, BaseModel):
+            completion = _parsed(completion, rf)
+        return completion
+
+    def _run(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
+        completion = self._respond(messages, response_format, tools)
+        if not self.stream:
+            return completion
+        chunks = self._chunks(completion)
+        if hasattr(completion.choices[0].message, "parsed"):
+            return _FakeStreamManager(chunks, completion)
+        return iter(chunks)
+
+    async def _arun(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
+        completion = self._respond(messages, response_format, tools)
+        if not self.stream:
+            return completion
+        chunks = self._chunks(completion)
+        if hasattr(completion.choices[0].message, "parsed"):
+            return _FakeStreamManager(chunks, completion)
+        return _aiter(chunks)
+
+
+def _parsed(completion: Any, model: type[BaseModel]) -> Any:
+    from openai.types.chat import ParsedChatCompletion
+
+    data = completion.model_dump()
+    content = data["choices"][0]["message"]["content"]
+    data["choices"][0]["message"]["parsed"] = model.model_validate_json(content) if content else None
+    return ParsedChatCompletion[model].model_validate(data)  # type: ignore[valid-type]
+
+
+async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+class _FakeStreamManager:
+    """Stands in for the SDK's (Async)ChatCompletionStreamManager: iterate chunks, get the final."""
+
+    def __init__(self, chunks: list[Any], final: Any) -> None:
+        self._chunks = chunks
+        self._final = final
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._chunks)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return _aiter(self._chunks)
+
+    def get_final_completion(self) -> Any:
+        """The parsed completion, as the SDK's manager returns it."""
+        return self._final

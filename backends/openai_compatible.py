@@ -1,0 +1,172 @@
+"""OpenAI's API and any OpenAI-compatible server (vLLM, Ollama, LM Studio, Azure ``/openai/v1/``).
+
+``backend = "openai"`` with ``base_url`` makes "dev on a local model, prod on Azure" one settings
+file. The request paths are the Azure backend's (:mod:`backends.chat_requests`); the model sent
+on each request is the ``model`` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import SecretStr, field_validator
+
+from backends.azure import check_endpoint_url
+from backends.base import BackendSettings, BuildContext
+from backends.chat_requests import ChatCompletionsBackend
+from registry.errors import ConfigError, MissingCredentialsError
+
+if TYPE_CHECKING:
+    from backends.token_counting import BaseTokenCounter
+    from registry.spec import ModelSpec
+
+__all__ = ["NO_KEY_PLACEHOLDER", "OPENAI_ENV_FALLBACKS", "OpenAICompatibleModel", "OpenAISettings"]
+
+OPENAI_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
+    "base_url": ("OPENAI_BASE_URL",),
+    "api_key": ("OPENAI_API_KEY",),
+    "organization": ("OPENAI_ORG_ID",),
+    "project": ("OPENAI_PROJECT_ID",),
+}
+#: Sent as the key to a local server that needs none (the SDK insists on one).
+NO_KEY_PLACEHOLDER = "no-key-required"
+
+
+class OpenAISettings(BackendSettings):
+    """The fields a ``backend = "openai"`` model table may set, besides the common ones."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    organization: str | None = None
+    project: str | None = None
+    client_kwargs: dict[str, Any] = {}
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_url(cls, value: str | None) -> str | None:
+        return check_endpoint_url(value, field="base_url")
+
+
+class OpenAICompatibleModel(ChatCompletionsBackend):
+    """Chat completions on OpenAI or an OpenAI-compatible server.
+
+    Args:
+        model_type: the model name sent on each request (``gpt-4o``, ``llama3.1:8b``...).
+        model_config_dict: request settings (:class:`~backends.configs.ChatGPTConfig` keys).
+        api_key: API key; optional when ``url`` points at a local server.
+        url: the server's base URL (``http://localhost:11434/v1``); None is OpenAI's API.
+        organization, project: OpenAI account routing headers.
+        **kwargs: passed to the SDK client's constructor; ignored for an injected client.
+    """
+
+    settings_model = OpenAISettings
+    env_fallbacks = OPENAI_ENV_FALLBACKS
+
+    def __init__(
+        self,
+        model_type: str,
+        model_config_dict: Mapping[str, Any] | None = None,
+        api_key: str | SecretStr | None = None,
+        url: str | None = None,
+        timeout: float = 180.0,
+        token_counter: BaseTokenCounter | None = None,
+        max_retries: int = 3,
+        client: Any = None,
+        async_client: Any = None,
+        *,
+        organization: str | None = None,
+        project: str | None = None,
+        name: str | None = None,
+        base_model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            model_type, model_config_dict, client=client, async_client=async_client,
+            timeout=timeout, max_retries=max_retries, token_counter=token_counter, name=name,
+            base_model=base_model, client_kwargs=kwargs,
+        )
+        try:
+            self.url = check_endpoint_url(url, field="url")
+        except ValueError as exc:
+            raise ConfigError(f"model {self.name!r}: {exc}") from None
+        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self.organization = organization
+        self.project = project
+        if client is None and async_client is None and self._missing_settings():
+            raise MissingCredentialsError(f"model {self.name!r}: {self._missing_settings()}")
+
+    def _missing_settings(self) -> str | None:
+        if self.url is None and self._api_key is None:
+            return (
+                "no api_key for OpenAI's API: set api_key (or OPENAI_API_KEY), or base_url "
+                "for a local OpenAI-compatible server"
+            )
+        return None
+
+    @property
+    def pool_key(self) -> str:
+        """Models on the same server share one HTTP connection pool."""
+        return self.url or "https://api.openai.com/v1"
+
+    def _client_arguments(self, http_client: Any, side: str) -> dict[str, Any]:
+        problem = self._missing_settings()
+        if problem:
+            raise self._missing_side(side, problem)
+        key = self._api_key.get_secret_value() if self._api_key else NO_KEY_PLACEHOLDER
+        arguments: dict[str, Any] = {
+            "api_key": key,
+            "base_url": self.url,
+            "organization": self.organization,
+            "project": self.project,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            **self.client_kwargs,
+        }
+        if http_client is not None:
+            arguments["http_client"] = http_client
+        return arguments
+
+    def _new_sync_client(self, http_client: Any) -> Any:
+        from openai import OpenAI
+
+        return OpenAI(**self._client_arguments(http_client, "sync"))
+
+    def _new_async_client(self, http_client: Any) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(**self._client_arguments(http_client, "async"))
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
+        """Map registry fields: ``model`` → the request's model, ``base_url`` → url."""
+        options = spec.options
+        assert isinstance(options, OpenAISettings)
+        if not spec.common.model:
+            raise ConfigError(
+                f"model {spec.name!r}: backend 'openai' needs the field 'model' (the model name "
+                "the server expects, e.g. model = \"gpt-4o\" or \"llama3.1:8b\")."
+            )
+        runtime = context.runtime
+        model = cls(
+            spec.common.model,
+            spec.config,
+            api_key=options.api_key,
+            url=options.base_url,
+            timeout=spec.common.timeout,
+            token_counter=runtime.get("token_counter"),
+            max_retries=spec.common.max_retries,
+            client=runtime.get("client"),
+            async_client=runtime.get("async_client"),
+            organization=options.organization,
+            project=options.project,
+            name=spec.name,
+            base_model=spec.common.model,
+            **options.client_kwargs,
+        )
+        model._token_counter_factory = context.token_counter_factory
+        model._use_http_clients(context.http_clients)
+        return model
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleModel(name={self.name!r}, model={self.model_type!r}, url={self.url!r})"

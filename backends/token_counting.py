@@ -1,0 +1,272 @@
+"""Token counters: what a request will be billed, per the OpenAI cookbook.
+
+:class:`OpenAITokenCounter` follows "How to count tokens with tiktoken": per message
+``tokens_per_message`` (3; 4 for gpt-3.5-turbo-0301) plus the tokens of every value, plus
+``tokens_per_name`` (1; -1 for 0301) for a ``name``, plus 3 for reply priming. Tool definitions
+use the cookbook's function-counting constants. Beyond the cookbook (declared, not published):
+nested object and array parameters are counted recursively with the same constants; tool calls
+in the history count every string they hold; image parts follow the vision tile rule
+(:mod:`backends.image_tokens`).
+
+The encoding comes from the *base model* (``model`` in settings), not the Azure deployment name:
+o200k_base for gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the o-series; cl100k_base for gpt-4,
+gpt-3.5 and Azure's ``gpt-35-turbo`` spellings. An unknown model is counted with o200k_base and
+``exact`` is False — never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backends.encodings import get_encoding
+from backends.image_tokens import image_tokens
+
+__all__ = [
+    "ApproximateTokenCounter",
+    "BaseTokenCounter",
+    "ModelTokenRules",
+    "OpenAITokenCounter",
+    "rules_for_model",
+]
+
+_O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
+_CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada-002")
+_REPLY_PRIMING = 3
+
+
+class BaseTokenCounter(ABC):
+    """Counts the prompt tokens of a request.
+
+    Attributes:
+        exact: whether this is the tokenizer the server bills with.
+        encoding_name: the tokenizer's name, for display.
+    """
+
+    exact: bool = True
+    encoding_name: str = ""
+
+    @abstractmethod
+    def count_tokens_from_messages(
+        self, messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+    ) -> int:
+        """Prompt tokens of ``messages`` (and ``tools`` definitions, when given)."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+
+    @abstractmethod
+    def decode(self, tokens: list[int]) -> str:
+        """Text of token ids."""
+
+
+@dataclass(frozen=True)
+class ModelTokenRules:
+    """The constants and encoding that apply to one base model."""
+
+    model: str
+    encoding_name: str
+    exact: bool
+    tokens_per_message: int = 3
+    tokens_per_name: int = 1
+    func_init: int = 7
+    func_end: int = 12
+    prop_init: int = 3
+    prop_key: int = 3
+    enum_init: int = -3
+    enum_item: int = 3
+    note: str = ""
+
+
+def _normalise(model: str) -> str:
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    return name.replace("gpt-35", "gpt-3.5")
+
+
+def rules_for_model(model: str) -> ModelTokenRules:
+    """Pick encoding and constants for a base model name (Azure spellings included)."""
+    name = _normalise(model)
+    if name.startswith(_O200K_PREFIXES):
+        return ModelTokenRules(model, "o200k_base", exact=True)
+    if name.startswith(_CL100K_PREFIXES):
+        if name.startswith("gpt-3.5-turbo-0301"):
+            return ModelTokenRules(
+                model, "cl100k_base", True, tokens_per_message=4, tokens_per_name=-1, func_init=10
+            )
+        return ModelTokenRules(model, "cl100k_base", exact=True, func_init=10)
+    return ModelTokenRules(
+        model,
+        "o200k_base",
+        exact=False,
+        note=f"unknown model {model!r}: counted with o200k_base as an approximation; set the "
+        "model's base model (model = \"gpt-4o\", ...) for an exact count",
+    )
+
+
+class OpenAITokenCounter(BaseTokenCounter):
+    """The OpenAI cookbook's counting for chat messages, tools and images.
+
+    Args:
+        model: the base model (``gpt-4o``, ``gpt-35-turbo``...), not a deployment name.
+        cache_dir: a directory with the encoding files (see :mod:`backends.encodings`).
+    """
+
+    def __init__(self, model: str, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        self.model = model
+        self.rules = rules_for_model(model)
+        self.encoding_name = self.rules.encoding_name
+        self.exact = self.rules.exact
+        self._cache_dir = cache_dir
+        self._encode: Any = None
+
+    @property
+    def note(self) -> str:
+        """Why the count is approximate, or ``""``."""
+        return self.rules.note
+
+    def _encoder(self) -> Any:
+        if self._encode is None:
+            self._encode = get_encoding(self.encoding_name, self._cache_dir).encode_ordinary
+        return self._encode
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; special-token text is counted as plain text, never rejected."""
+        tokens: list[int] = self._encoder()(text)
+        return tokens
+
+    def decode(self, tokens: list[int]) -> str:
+        """Text of token ids."""
+        text: str = get_encoding(self.encoding_name, self._cache_dir).decode(tokens)
+        return text
+
+    def count_tokens_from_messages(
+        self, messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+    ) -> int:
+        """Prompt tokens per the cookbook formula (see the module docstring)."""
+        encode = self._encoder()
+        rules = self.rules
+        total = _REPLY_PRIMING
+        for message in messages:
+            total += rules.tokens_per_message
+            for key, value in message.items():
+                if isinstance(value, str):
+                    total += len(encode(value))
+                elif value is not None:
+                    total += self._count_value(key, value, encode)
+                if key == "name":
+                    total += rules.tokens_per_name
+        if tools:
+            total += self.count_tools(tools)
+        return total
+
+    def _count_value(self, key: str, value: Any, encode: Any) -> int:
+        if key == "content" and isinstance(value, list):
+            return sum(self._count_part(part, encode) for part in value)
+        return sum(len(encode(text)) for text in _strings(value))
+
+    def _count_part(self, part: Any, encode: Any) -> int:
+        if isinstance(part, str):
+            return len(encode(part))
+        if not isinstance(part, Mapping):
+            return 0
+        kind = part.get("type")
+        if kind == "text":
+            return len(encode(str(part.get("text", ""))))
+        if kind == "image_url":
+            image = part.get("image_url") or {}
+            if isinstance(image, str):
+                return image_tokens(image, None)
+            return image_tokens(str(image.get("url", "")), image.get("detail"))
+        return sum(len(encode(text)) for key, v in part.items() if key != "type" for text in _strings(v))
+
+    def count_tools(self, tools: Iterable[Mapping[str, Any]]) -> int:
+        """Tokens of tool definitions by the cookbook's function-counting constants."""
+        encode = self._encoder()
+        rules = self.rules
+        total = 0
+        any_tool = False
+        for tool in tools:
+            any_tool = True
+            function = tool.get("function", tool)
+            total += rules.func_init
+            description = str(function.get("description", "")).removesuffix(".")
+            total += len(encode(f"{function.get('name', '')}:{description}"))
+            properties = (function.get("parameters") or {}).get("properties") or {}
+            total += self._count_properties(properties, encode)
+        if any_tool:
+            total += rules.func_end
+        return total
+
+    def _count_properties(self, properties: Mapping[str, Any], encode: Any) -> int:
+        if not properties:
+            return 0
+        rules = self.rules
+        total = rules.prop_init
+        for name, schema in properties.items():
+            total += rules.prop_key
+            schema = schema if isinstance(schema, Mapping) else {}
+            kind = schema.get("type", "")
+            if isinstance(kind, list):
+                kind = "|".join(map(str, kind))
+            if "enum" in schema:
+                total += rules.enum_init
+                for item in schema["enum"]:
+                    total += rules.enum_item + len(encode(str(item)))
+            description = str(schema.get("description", "")).removesuffix(".")
+            total += len(encode(f"{name}:{kind}:{description}"))
+            if kind == "object":
+                total += self._count_properties(schema.get("properties") or {}, encode)
+            elif kind == "array" and isinstance(schema.get("items"), Mapping):
+                items = schema["items"]
+                total += self._count_properties(items.get("properties") or {}, encode)
+                for item in items.get("enum", []):
+                    total += rules.enum_item + len(encode(str(item)))
+        return total
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside nested dicts and lists (tool calls, function_call, ...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+class ApproximateTokenCounter(OpenAITokenCounter):
+    """No download needed: about 4 characters per token (``exact = False``).
+
+    Uses the same formula as :class:`OpenAITokenCounter`, with text lengths estimated as
+    ``ceil(len(text) / 4)`` instead of a tokenizer — for air-gapped machines and non-OpenAI
+    models where a rough budget is enough.
+    """
+
+    CHARS_PER_TOKEN = 4
+
+    def __init__(self, model: str = "unknown", **_: Any) -> None:
+        super().__init__(model)
+        self.encoding_name = "approximate (4 chars/token)"
+        self.exact = False
+
+    @property
+    def note(self) -> str:
+        """Always approximate."""
+        return "approximate counter: about 4 characters per token, no tokenizer"
+
+    def _encoder(self) -> Any:
+        return self.encode
+
+    def encode(self, text: str) -> list[int]:
+        """Pseudo-tokens: one id per 4 characters (the ids carry no meaning)."""
+        return list(range(-(-len(text) // self.CHARS_PER_TOKEN)))
+
+    def decode(self, tokens: list[int]) -> str:
+        """Not possible without a tokenizer."""
+        raise NotImplementedError("ApproximateTokenCounter cannot decode: it has no vocabulary")

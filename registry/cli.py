@@ -1,0 +1,270 @@
+"""The ``modelreg`` command line: list, show, check, plugins, tokens, chat.
+
+Exit codes: 0 success; 1 a problem the user must fix (one plain message, no traceback);
+2 a usage error (argparse's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from registry.errors import RegistryError
+from registry.factory import ModelRegistry
+from registry.settings import load_settings
+
+__all__ = ["main"]
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--settings", metavar="PATH", default=default,
+        help="settings file (default: $MODELREG_SETTINGS, else ./settings.toml)",
+    )
+    parser.add_argument(
+        "--env", metavar="NAME", default=default,
+        help="environment overlay to apply (default: $MODELREG_ENV)",
+    )
+    parser.add_argument(
+        "--dotenv", metavar="PATH", default=default,
+        help=".env file to read (default: $MODELREG_DOTENV, else ./.env)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        help="print JSON instead of text",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (global options work before or after the command)."""
+    parser = argparse.ArgumentParser(
+        prog="modelreg", description="Configuration-driven model registry."
+    )
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _global_options(sub, suppress=True)
+        return sub
+
+    command("list", "list models and aliases of the active environment")
+    show = command("show", "show a model's resolved settings and where each came from")
+    show.add_argument("name", nargs="?", help="model name or alias (default: default_model)")
+    command("check", "validate every model in every environment; exit 1 on any problem")
+    command("plugins", "list plugins and what each registered")
+    tokens = command("tokens", "count the prompt tokens of a JSON messages file for a model")
+    tokens.add_argument("name", nargs="?", help="model name or alias")
+    tokens.add_argument("file", nargs="?", default="-", help="JSON messages file, or - for stdin")
+    tokens.add_argument("--tools", metavar="FILE", help="JSON file of tool definitions")
+    tokens.add_argument(
+        "--prefetch", metavar="DIR",
+        help="download the tokenizer encodings into DIR (run on a connected machine)",
+    )
+    chat = command("chat", "send one prompt to a model and print the reply")
+    chat.add_argument("name", help="model name or alias")
+    chat.add_argument("prompt", help="the user message")
+    chat.add_argument("--system", help="a system message to send first")
+    return parser
+
+
+def _registry(args: argparse.Namespace) -> ModelRegistry:
+    settings = load_settings(args.settings, dotenv_path=args.dotenv)
+    return ModelRegistry(settings, env=args.env)
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    if not rows:
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        out.write("  " + "  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    """List models with backend, deployment/model and aliases."""
+    registry = _registry(args)
+    aliases = registry.aliases()
+    entries = []
+    for name in registry.names():
+        explained = registry.explain(name)
+        fields = explained.fields
+        target = fields.get("deployment") or fields.get("model")
+        entries.append(
+            {
+                "name": name,
+                "backend": explained.backend,
+                "target": target.value if target else None,
+                "aliases": sorted(a for a, n in aliases.items() if n == name),
+            }
+        )
+    if args.json:
+        _print_json({"settings_file": registry.settings.label, "env": registry.env, "models": entries}, out)
+        return 0
+    out.write(f"{registry.settings.label} (env: {registry.env or 'none'})\n")
+    rows = [["NAME", "BACKEND", "DEPLOYMENT/MODEL", "ALIASES"]]
+    rows += [[e["name"], e["backend"], str(e["target"] or "-"), ", ".join(e["aliases"]) or "-"] for e in entries]
+    _table(rows, out)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    """Every field of one model with its value (secrets ***) and source."""
+    explained = _registry(args).explain(args.name)
+    if args.json:
+        _print_json(explained.to_dict(), out)
+        return 0
+    out.write(
+        f"{explained.name} (env: {explained.env or 'none'}, backend: {explained.backend}, "
+        f"settings: {explained.settings_file})\n"
+    )
+    rows = [["FIELD", "VALUE", "SOURCE"]]
+    for key, field in explained.fields.items():
+        value = "(unset)" if field.value is None else json.dumps(field.value) if not isinstance(field.value, str) else field.value
+        source = field.source + (f"  [{field.note}]" if field.note else "")
+        rows.append([key, value, source])
+    _table(rows, out)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate every model in every environment; list every problem."""
+    from registry.checks import check_settings
+
+    settings = load_settings(args.settings, dotenv_path=args.dotenv)
+    report = check_settings(settings, only_env=args.env)
+    if args.json:
+        _print_json(report.to_dict(), out)
+    else:
+        for line in report.lines():
+            out.write(line + "\n")
+    return 1 if report.errors else 0
+
+
+def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
+    """Every plugin, what it registered, and any load error."""
+    from registry.plugins import get_plugin_host
+
+    plugins = get_plugin_host().plugins()
+    if args.json:
+        _print_json([p.to_dict() for p in plugins], out)
+        return 0
+    for plugin in plugins:
+        kind = "built-in" if plugin.builtin else f"{plugin.distribution or '?'} {plugin.version or '?'}"
+        out.write(f"{plugin.name} ({kind})\n")
+        for what, names in plugin.registered.items():
+            if names:
+                out.write(f"  {what.replace('_', ' ')}: {', '.join(names)}\n")
+        for error in plugin.errors:
+            out.write(f"  ERROR: {error}\n")
+    return 1 if any(p.errors for p in plugins) else 0
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as exc:
+        raise RegistryError(f"cannot read {what} {path!r}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{what} {path!r} is not valid JSON: {exc}") from None
+
+
+def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
+    """Count a messages file for a model, or prefetch encodings for air-gapped machines."""
+    if args.prefetch:
+        from backends.encodings import prefetch
+
+        for path in prefetch(args.prefetch):
+            out.write(f"wrote {path}\n")
+        return 0
+    if not args.name:
+        raise RegistryError("tokens: give a model NAME (or --prefetch DIR).")
+    data = _read_json(args.file, "messages file")
+    tools = data.get("tools") if isinstance(data, dict) else None
+    messages = data.get("messages") if isinstance(data, dict) else data
+    if args.tools:
+        tools = _read_json(args.tools, "tools file")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise RegistryError(
+            f"messages file {args.file!r}: expected a JSON list of messages "
+            '([{"role": "user", "content": "..."}]) or {"messages": [...], "tools": [...]}.'
+        )
+    counter = _registry(args).create(args.name).token_counter
+    count = counter.count_tokens_from_messages(messages, tools=tools)
+    note = getattr(counter, "note", "")
+    result = {"model": args.name, "tokens": count, "encoding": counter.encoding_name, "exact": counter.exact}
+    if note:
+        result["note"] = note
+    if args.json:
+        _print_json(result, out)
+    else:
+        exact = "exact" if counter.exact else "approximate"
+        out.write(f"{count} tokens ({counter.encoding_name}, {exact})\n")
+        if note:
+            out.write(f"note: {note}\n")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
+    """One real call; streams to the terminal when the model streams."""
+    registry = _registry(args)
+    model = registry.create(args.name)
+    messages = [{"role": "user", "content": args.prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    try:
+        result = model.run(messages)
+        if model.stream and not args.json:
+            for chunk in result:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    out.write(chunk.choices[0].delta.content)
+                    out.flush()
+            out.write("\n")
+        elif model.stream:
+            _print_json([chunk.model_dump(mode="json") for chunk in result], out)
+        elif args.json:
+            _print_json(result.model_dump(mode="json"), out)
+        else:
+            out.write((result.choices[0].message.content or "") + "\n")
+    finally:
+        registry.close()
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "check": cmd_check,
+    "plugins": cmd_plugins,
+    "tokens": cmd_tokens,
+    "chat": cmd_chat,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, out)
+    except RegistryError as exc:
+        sys.stderr.write(f"modelreg: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if type(exc).__module__.startswith("openai"):
+            sys.stderr.write(f"modelreg: request failed: {type(exc).__name__}: {exc}\n")
+            return 1
+        raise

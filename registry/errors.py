@@ -1,0 +1,87 @@
+"""Exceptions raised by modelreg.
+
+Every error a user can fix is a :class:`RegistryError`; the CLI prints its message and exits 1
+without a traceback. Messages name the model, the field, the file or variable and what to do,
+and never contain a secret value.
+
+Hierarchy::
+
+    RegistryError
+    ├── ConfigError              (also ValueError) bad settings, missing or invalid values
+    │   ├── MissingCredentialsError     no API key, AD token or token provider for a model
+    │   └── TokenizerUnavailableError   an encoding could not be loaded (air-gapped machine)
+    ├── UnknownModelError        (also KeyError) no model or alias of that name
+    ├── PluginError              a plugin failed to load or registered something invalid
+    └── BackendError             a backend cannot do what was asked (e.g. a missing client side)
+
+Errors from the openai SDK during a request are *not* wrapped: users catch
+``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "MissingCredentialsError",
+    "PluginError",
+    "RegistryError",
+    "TokenizerUnavailableError",
+    "UnknownModelError",
+    "did_you_mean",
+]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest candidates, or ``""`` when none is close."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not matches:
+        return ""
+    quoted = " or ".join(repr(m) for m in matches)
+    return f" Did you mean {quoted}?"
+
+
+class RegistryError(Exception):
+    """Base class of every error modelreg raises on purpose."""
+
+
+class ConfigError(RegistryError, ValueError):
+    """The settings (file, environment, ``.env`` or keyword arguments) are wrong or incomplete."""
+
+
+class MissingCredentialsError(ConfigError):
+    """A model has no credentials (they may still come at run time, so ``check`` only warns)."""
+
+
+class TokenizerUnavailableError(ConfigError):
+    """A tokenizer encoding could not be loaded, typically on a machine without internet access."""
+
+
+class UnknownModelError(RegistryError, KeyError):
+    """No model or alias has the requested name."""
+
+    def __init__(self, name: str, known: Iterable[str], *, where: str = "") -> None:
+        self.name = name
+        self.known = sorted(set(known))
+        listing = ", ".join(self.known) if self.known else "none are defined"
+        location = f" in {where}" if where else ""
+        message = (
+            f"unknown model {name!r}{location}.{did_you_mean(name, self.known)} "
+            f"Known models and aliases: {listing}."
+        )
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message; keep it readable.
+        return str(self.args[0])
+
+
+class PluginError(RegistryError):
+    """A plugin failed to import, raised in a hook, or registered an invalid object."""
+
+
+class BackendError(RegistryError):
+    """A backend cannot perform the requested operation with its configuration."""

@@ -1,0 +1,291 @@
+"""The registry: resolve names with the active environment and build backends through plugins."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from registry.errors import ConfigError, did_you_mean
+from registry.overrides import check_client
+from registry.plugins import PluginHost, get_plugin_host
+from registry.pools import HttpClientPool
+from registry.resolve import model_names, resolve
+from registry.settings import Settings, load_settings
+from registry.spec import ExplainedField, ModelSpec
+
+if TYPE_CHECKING:
+    from backends.base import BaseModelBackend
+    from backends.token_counting import BaseTokenCounter
+
+__all__ = ["Explanation", "ModelRegistry", "create_model"]
+
+#: Keyword arguments that are objects for the backend, not settings fields.
+_RUNTIME_ALWAYS = frozenset({"client", "async_client"})
+_RUNTIME_IF_OBJECT = frozenset({"azure_ad_token_provider", "token_counter"})
+
+_shared_pool = HttpClientPool()
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A model's resolved values with their sources (what ``modelreg show`` prints)."""
+
+    name: str
+    env: str | None
+    backend: str
+    settings_file: str
+    fields: dict[str, ExplainedField]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"name", "env", "backend", "settings_file", "fields": {f: {value, source}}}``."""
+        return {
+            "name": self.name,
+            "env": self.env,
+            "backend": self.backend,
+            "settings_file": self.settings_file,
+            "fields": {key: field.to_dict() for key, field in self.fields.items()},
+        }
+
+
+def _split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate settings-field overrides from runtime objects (clients, callables, counters)."""
+    fields: dict[str, Any] = {}
+    runtime: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in _RUNTIME_ALWAYS or (key in _RUNTIME_IF_OBJECT and not isinstance(value, str)):
+            if value is not None:
+                runtime[key] = value
+        else:
+            fields[key] = value
+    return fields, runtime
+
+
+class ModelRegistry:
+    """Models by name: settings sources + active environment + plugins + shared HTTP clients.
+
+    Use :meth:`from_settings` to load the settings file, ``MODELREG_*`` variables and ``.env``.
+    A registry owns the HTTP connection pools of the models it creates: close it (or use it as
+    a context manager) when done.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: str | None = None,
+        plugins: PluginHost | None = None,
+        pool: HttpClientPool | None = None,
+        env_from_variables: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._env_from_variables = env_from_variables
+        self._plugins = plugins
+        self._pool = pool if pool is not None else HttpClientPool()
+        self._explicit_env = env
+        self._lock = threading.Lock()
+        self._specs: dict[str | None, ModelSpec] = {}
+        self.env = self._choose_env(env)
+
+    @classmethod
+    def from_settings(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: str | None = None,
+        dotenv_path: str | os.PathLike[str] | None = None,
+    ) -> Self:
+        """Load settings (see :func:`registry.settings.load_settings`) into a new registry."""
+        return cls(load_settings(path, dotenv_path=dotenv_path), env=env)
+
+    @property
+    def settings(self) -> Settings:
+        """The loaded settings sources."""
+        return self._settings
+
+    @property
+    def plugins(self) -> PluginHost:
+        """The plugin host that backends, token counters and client providers come from."""
+        return self._plugins if self._plugins is not None else get_plugin_host()
+
+    def _choose_env(self, env: str | None) -> str | None:
+        origin = "env="
+        if env is None:
+            if not self._env_from_variables:
+                return None
+            found = self._settings.variable("MODELREG_ENV")
+            if found is None or not found[0]:
+                return None
+            env, origin = found[0], found[1]
+        known = self._settings.environment_names()
+        if env not in known:
+            raise ConfigError(
+                f"environment {env!r} (from {origin}) is not defined in {self._settings.label}."
+                f"{did_you_mean(env, known)} Defined environments: "
+                f"{', '.join(known) or 'none'} (add an [environments.{env}] table)."
+            )
+        return env
+
+    def reload(self) -> None:
+        """Re-read the settings sources; models already created keep working unchanged."""
+        settings = load_settings(self._settings.path, dotenv_path=self._settings.dotenv_path)
+        with self._lock:
+            self._settings = settings
+            self._specs = {}
+            self.env = self._choose_env(self._explicit_env)
+
+    def names(self) -> list[str]:
+        """Model names defined for the active environment (aliases excluded), sorted."""
+        return sorted(model_names(self._settings, self.env).names)
+
+    def aliases(self) -> dict[str, str]:
+        """Alias → model name for the active environment."""
+        return dict(model_names(self._settings, self.env).aliases)
+
+    def resolve(self, name: str | None = None, **overrides: Any) -> ModelSpec:
+        """Resolve a name or alias (None: ``default_model``) to a validated :class:`ModelSpec`."""
+        if not overrides:
+            cached = self._specs.get(name)
+            if cached is not None:
+                return cached
+        spec, _ = resolve(self._settings, self.plugins, name, env=self.env, overrides=overrides)
+        if not overrides:
+            self._specs[name] = spec
+        return spec
+
+    def explain(self, name: str | None = None) -> Explanation:
+        """Every field of a model with where it came from; secrets are ``***``.
+
+        An unset ``${VAR}`` does not raise here: the field is shown as unset with the variable.
+        """
+        spec, unset = resolve(self._settings, self.plugins, name, env=self.env, strict=False)
+        fields = spec.explain()
+        for key, variable in unset.items():
+            fields[key] = ExplainedField(
+                None, spec.sources.get(key, ""), note=f"${{{variable}}} is not set"
+            )
+        return Explanation(spec.name, spec.env, spec.backend, self._settings.label, fields)
+
+    def create(self, name: str | None = None, **overrides: Any) -> BaseModelBackend:
+        """Build the backend for ``name``; keyword arguments override any settings field.
+
+        ``client`` / ``async_client`` replace the model's SDK clients for this instance; a
+        callable ``azure_ad_token_provider`` and a ``token_counter`` instance are passed through.
+        """
+        from backends.base import BuildContext
+
+        field_overrides, runtime = _split_overrides(overrides)
+        spec = self.resolve(name, **field_overrides)
+        backend_cls = self.plugins.backend(spec.backend)
+        self._add_provider_clients(spec, runtime)
+        for side in ("client", "async_client"):
+            if side in runtime:
+                check_client(runtime[side], where=f"model {spec.name!r}, {side}")
+        context = BuildContext(
+            runtime=runtime,
+            http_clients=self._pool,
+            token_counter_factory=self._token_counter_factory(spec),
+        )
+        model: BaseModelBackend = backend_cls.from_spec(spec, context)
+        return model
+
+    def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:
+        name = spec.common.client_provider
+        if not name:
+            return
+        try:
+            provider = self.plugins.lookup("client_providers", name)
+        except KeyError:
+            known = self.plugins.names("client_providers")
+            raise ConfigError(
+                f"model {spec.name!r}, field 'client_provider' ({spec.sources.get('client_provider')}): "
+                f"no client provider {name!r}.{did_you_mean(name, known)} Registered: "
+                f"{', '.join(known) or 'none'} (providers come from plugins; see `modelreg plugins`)."
+            ) from None
+        for side in ("client", "async_client"):
+            method = getattr(provider, "sync_client" if side == "client" else side, None)
+            if side not in runtime and callable(method):
+                client = method(spec)
+                if client is not None:
+                    runtime[side] = client
+
+    def _token_counter_factory(self, spec: ModelSpec) -> Callable[[], BaseTokenCounter]:
+        base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
+        name = spec.common.token_counter or "openai"
+        plugins = self.plugins
+        cache_dir = self._settings_value("tiktoken_cache_dir")
+
+        def build() -> BaseTokenCounter:
+            try:
+                factory = plugins.lookup("token_counters", name)
+            except KeyError:
+                known = plugins.names("token_counters")
+                raise ConfigError(
+                    f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
+                    f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
+                ) from None
+            if name == "openai" and cache_dir is not None:
+                counter: BaseTokenCounter = factory(base, cache_dir=cache_dir)
+            else:
+                counter = factory(base)
+            return counter
+
+        return build
+
+    def _settings_value(self, key: str) -> Any:
+        for layer in self._settings.layers:
+            if layer.data.get(key) is not None:
+                return layer.data[key]
+        return None
+
+    def close(self) -> None:
+        """Release the HTTP connection pools of the models this registry created."""
+        self._pool.close()
+
+    async def aclose(self) -> None:
+        """Release the async (and sync) HTTP connection pools."""
+        await self._pool.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry(settings={self._settings.label!r}, env={self.env!r})"
+
+
+def create_model(
+    name: str | None = None,
+    *,
+    env: str | None = None,
+    settings: str | os.PathLike[str] | Settings | None = None,
+    **overrides: Any,
+) -> BaseModelBackend:
+    """Build the model called ``name`` (None: ``default_model``) from the settings sources.
+
+    Args:
+        name: a model name or alias.
+        env: the environment overlay to apply (default ``MODELREG_ENV``).
+        settings: a settings file path, or already loaded :class:`Settings`; default
+            ``MODELREG_SETTINGS``, else ``./settings.toml``.
+        **overrides: settings fields (highest precedence), or ``client`` / ``async_client``.
+
+    Models made by ``create_model`` share one process-wide HTTP pool per endpoint.
+    """
+    loaded = settings if isinstance(settings, Settings) else load_settings(settings)
+    return ModelRegistry(loaded, env=env, pool=_shared_pool).create(name, **overrides)

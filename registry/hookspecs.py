@@ -1,0 +1,68 @@
+"""Hook specifications of the ``modelreg`` pluggy project.
+
+Every hook receives a ``register`` callback (the style of simonw/llm): the plugin hands objects
+to the host, which validates them, records which plugin registered what, and keeps one broken
+plugin from affecting models that do not need it. None of the hooks is ``firstresult``: every
+plugin's implementation is called, and return values are ignored.
+
+A plugin is a module or object with functions decorated by :data:`registry.hookimpl`, found
+through the ``modelreg`` entry-point group::
+
+    [project.entry-points.modelreg]
+    my_plugin = "my_package.modelreg_plugin"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+    "modelreg_register_backends",
+    "modelreg_register_client_providers",
+    "modelreg_register_token_counters",
+]
+
+PROJECT_NAME = "modelreg"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> None:
+    """Register model backends: ``register("azure", AzureOpenAIModel)``.
+
+    The class must subclass :class:`backends.base.BaseModelBackend` and carry the pydantic model
+    of its settings fields as ``settings_model``, so that ``[models.X]`` tables naming this
+    backend are validated in full (typos get a did-you-mean) and ``modelreg check`` covers them.
+    The name is what ``backend = "..."`` in settings refers to; it must not clash with a
+    built-in backend or another plugin's.
+    """
+
+
+@hookspec
+def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register token counters: ``register("openai", OpenAITokenCounter)``.
+
+    The object is a factory called as ``factory(model)`` with the model's base model name
+    (``model`` field, else the deployment) and returning a
+    :class:`backends.token_counting.BaseTokenCounter`. A model selects it with
+    ``token_counter = "name"``.
+    """
+
+
+@hookspec
+def modelreg_register_client_providers(register: Callable[[str, Any], None]) -> None:
+    """Register client-override providers: ``register("areal", provider)``.
+
+    A provider supplies the OpenAI-compatible clients a model must use instead of building its
+    own (as an RL framework does to record or route every call). It has either or both of
+    ``sync_client(spec)`` and ``async_client(spec)``, each returning a client with
+    ``chat.completions.create`` (and ``parse``/``stream`` when those are used), or None to let
+    the backend build that side itself. A model selects it with ``client_provider = "name"``.
+    """

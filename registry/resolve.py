@@ -1,0 +1,489 @@
+"""Resolution: from a model name to a validated :class:`ModelSpec`, every value with its origin.
+
+Precedence, highest first (each field independently; tables such as ``config`` merge key by key):
+
+1. keyword arguments to ``create_model`` / ``ModelRegistry.create``
+2. ``MODELREG_*`` environment variables
+3. the same names in ``.env``
+4. ``[environments.<env>.models.<name>]`` in the settings file
+5. ``[models.<name>]`` in the settings file
+6. ``[defaults]`` (``MODELREG_DEFAULTS__*``, ``.env``, ``[environments.<env>.defaults]``, file)
+7. the backend's conventional variables (``AZURE_OPENAI_API_KEY``, ``MODEL_TIMEOUT``, ...)
+8. built-in defaults
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from registry.errors import ConfigError, PluginError, UnknownModelError, did_you_mean
+from registry.settings import Layer, Settings
+from registry.spec import (
+    BUILTIN_SOURCE,
+    COMMON_ENV_FALLBACKS,
+    COMMON_FIELD_NAMES,
+    KWARG_SOURCE,
+    CommonFields,
+    ModelSpec,
+)
+
+__all__ = [
+    "BackendCatalog",
+    "BackendInfo",
+    "ModelNames",
+    "default_model_name",
+    "model_names",
+    "resolve",
+]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class BackendInfo(Protocol):
+    """What resolution needs to know about a backend class."""
+
+    settings_model: ClassVar[type[BaseModel]]
+    config_model: ClassVar[type[BaseModel]]
+    env_fallbacks: ClassVar[Mapping[str, tuple[str, ...]]]
+
+
+class BackendCatalog(Protocol):
+    """Where resolution looks backends up (the plugin manager's registrations)."""
+
+    def backend(self, name: str) -> type[BackendInfo]:
+        """Return the backend class registered as ``name``; KeyError or PluginError if none."""
+        ...
+
+    def backend_names(self) -> list[str]:
+        """Every registered backend name."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A model or defaults table from one layer, with where it sits."""
+
+    layer: Layer | None
+    path: tuple[str, ...]
+    data: Mapping[str, Any]
+
+    def origin(self, *keys: str) -> str:
+        if self.layer is None:
+            return KWARG_SOURCE
+        return self.layer.describe((*self.path, *keys))
+
+
+def _get(data: Mapping[str, Any], *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _model_tables(settings: Settings, name: str, env: str | None) -> Iterator[_Table]:
+    """Model tables in precedence order: env vars, .env, environment overlay, model table."""
+    for layer in settings.layers:
+        paths = [("models", name)]
+        if env is not None:
+            paths.insert(0, ("environments", env, "models", name))
+        for path in paths:
+            table = _get(layer.data, *path)
+            if table is not None:
+                yield _Table(layer, path, table)
+
+
+def _defaults_tables(settings: Settings, env: str | None) -> Iterator[_Table]:
+    for layer in settings.layers:
+        if env is not None:
+            table = _get(layer.data, "environments", env, "defaults")
+            if table:
+                yield _Table(layer, ("environments", env, "defaults"), table)
+        table = _get(layer.data, "defaults")
+        if table:
+            yield _Table(layer, ("defaults",), table)
+
+
+def _decode_env_value(value: Any, layer: Layer | None) -> Any:
+    """Values from variables are strings; JSON lists and tables are decoded for list/dict fields."""
+    if layer is None or layer.kind == "toml" or not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _merge(
+    tables: list[_Table], ranks: dict[str, int] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Merge tables (highest first) field by field; dict values merge key by key.
+
+    ``ranks``, when given, receives the index of the table each field came from.
+    """
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for index, table in enumerate(tables):
+        if not isinstance(table.data, Mapping):
+            raise ConfigError(f"{table.origin('')}: expected a table, got {type(table.data).__name__}")
+        for key, raw in table.data.items():
+            value = _decode_env_value(raw, table.layer)
+            if isinstance(value, Mapping):
+                current = merged.setdefault(key, {})
+                if not isinstance(current, dict):
+                    continue  # a higher table replaced the whole value
+                for sub_key, sub_value in value.items():
+                    if sub_key not in current:
+                        current[sub_key] = sub_value
+                        sources[f"{key}.{sub_key}"] = table.origin(key, sub_key)
+                sources.setdefault(key, table.origin(key))
+            elif key not in merged:
+                merged[key] = value
+                sources[key] = table.origin(key)
+            if ranks is not None:
+                ranks.setdefault(key, index)
+    return merged, sources
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """The model names and aliases defined for one environment."""
+
+    names: frozenset[str]
+    aliases: Mapping[str, str]
+
+    def canonical(self, name: str) -> str | None:
+        """The model a name or alias stands for, or None."""
+        if name in self.names:
+            return name
+        return self.aliases.get(name)
+
+    def all(self) -> list[str]:
+        """Names and aliases, sorted."""
+        return sorted(self.names | set(self.aliases))
+
+
+def model_names(settings: Settings, env: str | None) -> ModelNames:
+    """Collect model names and aliases for ``env``; a clashing alias is a :class:`ConfigError`."""
+    names: set[str] = set()
+    for layer in settings.layers:
+        names.update(_get(layer.data, "models") or {})
+        if env is not None:
+            names.update(_get(layer.data, "environments", env, "models") or {})
+    aliases: dict[str, str] = {}
+    alias_origin: dict[str, str] = {}
+    for name in sorted(names):
+        merged, sources = _merge(list(_model_tables(settings, name, env)))
+        raw = merged.get("aliases") or []
+        if isinstance(raw, str):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+            raise ConfigError(
+                f"model {name!r}, field 'aliases' ({sources.get('aliases')}): "
+                "expected a list of strings, e.g. aliases = [\"default\"]"
+            )
+        for alias in raw:
+            origin = sources.get("aliases", "")
+            if alias in names and alias != name:
+                raise ConfigError(
+                    f"model {name!r}, field 'aliases' ({origin}): alias {alias!r} is also the name "
+                    f"of a model. Remove the alias or rename the model."
+                )
+            if alias in aliases and aliases[alias] != name:
+                raise ConfigError(
+                    f"model {name!r}, field 'aliases' ({origin}): alias {alias!r} is already an "
+                    f"alias of model {aliases[alias]!r} ({alias_origin[alias]}). Each alias may "
+                    f"name one model."
+                )
+            if alias != name:
+                aliases[alias] = name
+                alias_origin[alias] = origin
+    return ModelNames(frozenset(names), aliases)
+
+
+def default_model_name(settings: Settings, env: str | None) -> tuple[str, str] | None:
+    """``default_model`` and its origin (variables beat the overlay, which beats the file)."""
+    for layer in settings.layers:
+        if env is not None:
+            value = _get(layer.data, "environments", env, "default_model")
+            if value:
+                return str(value), layer.describe(("environments", env, "default_model"))
+        value = _get(layer.data, "default_model")
+        if value:
+            return str(value), layer.describe(("default_model",))
+    return None
+
+
+def _apply_env_fallbacks(
+    settings: Settings,
+    backend_cls: type[BackendInfo],
+    model_data: dict[str, Any],
+    sources: dict[str, str],
+) -> None:
+    """Fill unset fields from the backend's conventional variables (precedence level 7).
+
+    Fields in an exclusive group (credentials) are all-or-nothing: if any of them is set at a
+    higher level, none of the group's variables is consulted; else the first one found wins.
+    """
+    fallbacks = {**COMMON_ENV_FALLBACKS, **backend_cls.env_fallbacks}
+    groups: tuple[tuple[str, ...], ...] = getattr(backend_cls, "exclusive_fallbacks", ())
+    grouped = {key: group for group in groups for key in group}
+    satisfied: set[tuple[str, ...]] = {
+        group for group in groups if any(model_data.get(k) not in (None, "") for k in group)
+    }
+    ordered = sorted(fallbacks, key=lambda k: grouped[k].index(k) if k in grouped else -1)
+    for key in ordered:
+        group = grouped.get(key)
+        if model_data.get(key) not in (None, "") or (group is not None and group in satisfied):
+            continue
+        for variable in fallbacks[key]:
+            found = settings.variable(variable)
+            if found is not None and found[0] != "":
+                model_data[key], sources[key] = found
+                if group is not None:
+                    satisfied.add(group)
+                break
+
+
+class _Substituter:
+    """Replaces ``${VAR}`` / ``${VAR:-default}`` in strings, recording which variables it used."""
+
+    def __init__(self, settings: Settings, model: str, strict: bool) -> None:
+        self.settings = settings
+        self.model = model
+        self.strict = strict
+        self.unset: dict[str, str] = {}
+
+    def apply(self, field: str, value: Any, origin: str) -> tuple[Any, str]:
+        if isinstance(value, str):
+            return self._string(field, value, origin)
+        if isinstance(value, list):
+            return [self._string(field, v, origin)[0] if isinstance(v, str) else v for v in value], origin
+        return value, origin
+
+    def _string(self, field: str, value: str, origin: str) -> tuple[Any, str]:
+        used: list[str] = []
+        missing: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            var, default = match.group(1), match.group(2)
+            found = self.settings.variable(var)
+            if found is not None:
+                used.append(f"${{{var}}} from {found[1]}")
+                return found[0]
+            if default is not None:
+                used.append(f"${{{var}}} unset, default used")
+                return default
+            missing.append(var)
+            return ""
+
+        result = _VAR.sub(replace, value)
+        if missing:
+            if self.strict:
+                raise ConfigError(
+                    f"model {self.model!r}, field {field!r} ({origin}): variable "
+                    f"${{{missing[0]}}} is not set. Set {missing[0]} in the environment or .env, "
+                    f"or write ${{{missing[0]}:-default}} to give a default."
+                )
+            self.unset[field] = missing[0]
+            return None, origin
+        if used:
+            origin = f"{origin} via {', '.join(used)}"
+        return result, origin
+
+
+def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if "SecretStr" in repr(info.annotation)
+    )
+
+
+def _validation_message(name: str, exc: ValidationError, sources: Mapping[str, str]) -> str:
+    problems = []
+    for item in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in item["loc"]]
+        field = ".".join(loc) if loc else "?"
+        origin = sources.get(field) or sources.get(loc[0] if loc else "", "")
+        where = f" ({origin})" if origin else ""
+        problems.append(f"model {name!r}, field {field!r}{where}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def _lookup_backend(
+    catalog: BackendCatalog, name: str, backend: Any, origin: str
+) -> type[BackendInfo]:
+    if not isinstance(backend, str) or not backend:
+        raise ConfigError(
+            f"model {name!r}: no backend set. Add backend = \"azure\" (or one of: "
+            f"{', '.join(catalog.backend_names())}) to its table."
+        )
+    try:
+        return catalog.backend(backend)
+    except PluginError as exc:
+        raise PluginError(f"model {name!r}, field 'backend' ({origin}): {exc}") from None
+    except KeyError:
+        known = catalog.backend_names()
+        raise ConfigError(
+            f"model {name!r}, field 'backend' ({origin}): unknown backend {backend!r}."
+            f"{did_you_mean(backend, known)} Registered backends: {', '.join(known)}. "
+            f"A third-party backend needs its plugin installed (see `modelreg plugins`)."
+        ) from None
+
+
+def resolve(
+    settings: Settings,
+    catalog: BackendCatalog,
+    name: str | None,
+    *,
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> tuple[ModelSpec, dict[str, str]]:
+    """Resolve ``name`` (or ``default_model``) in ``env`` to a :class:`ModelSpec`.
+
+    Args:
+        settings: the loaded sources.
+        catalog: where backends are looked up.
+        name: a model name or alias; None means ``default_model``.
+        env: the active environment (overlay), or None.
+        overrides: keyword-argument field values (precedence level 1).
+        strict: when False, an unset ``${VAR}`` leaves the field unset instead of raising, and is
+            reported in the returned dict (field -> variable) — for ``show``.
+
+    Returns:
+        The spec, and the fields whose ``${VAR}`` was unset (empty when strict).
+
+    Raises:
+        UnknownModelError: no model or alias of that name.
+        ConfigError: the model's settings are invalid or incomplete.
+    """
+    names = model_names(settings, env)
+    if name is None:
+        found = default_model_name(settings, env)
+        if found is None:
+            raise ConfigError(
+                f"{settings.label}: no model name given and no default_model set. Pass a name, "
+                "or add default_model = \"<name>\" at the top of the settings file."
+            )
+        name = found[0]
+    canonical = names.canonical(name)
+    if canonical is None:
+        where = settings.label + (f" (env {env!r})" if env else "")
+        raise UnknownModelError(name, names.all(), where=where)
+
+    tables = list(_model_tables(settings, canonical, env))
+    if overrides:
+        tables.insert(0, _Table(None, (), dict(overrides)))
+    ranks: dict[str, int] = {}
+    model_data, sources = _merge(tables, ranks)
+    defaults_data, default_sources = _merge(list(_defaults_tables(settings, env)))
+
+    backend_cls = _lookup_backend(
+        catalog,
+        canonical,
+        model_data.get("backend", defaults_data.get("backend")),
+        sources.get("backend", default_sources.get("backend", "")),
+    )
+    allowed = COMMON_FIELD_NAMES | set(backend_cls.settings_model.model_fields)
+
+    # A table that sets `backend` starts afresh: another backend's fields from the tables below
+    # it (e.g. Azure fields of [models.chat] when the test overlay says backend = "fake") are
+    # ignored; unknown fields in that table itself or above it are errors.
+    backend_rank = ranks.get("backend", len(tables))
+    for key in sorted(model_data):
+        if key not in allowed and ranks.get(key, 0) > backend_rank:
+            del model_data[key]
+            sources.pop(key, None)
+        elif key not in allowed:
+            raise ConfigError(
+                f"model {canonical!r} ({sources[key]}): unknown field {key!r}."
+                f"{did_you_mean(key, allowed)} Fields for backend "
+                f"{model_data.get('backend', defaults_data.get('backend'))!r}: "
+                f"{', '.join(sorted(allowed))}."
+            )
+    for key, value in defaults_data.items():
+        if key in allowed and key not in model_data:
+            model_data[key] = value
+            sources[key] = default_sources[key]
+            sources.update(
+                {k: v for k, v in default_sources.items() if k.startswith(f"{key}.")}
+            )
+        elif isinstance(value, dict) and isinstance(model_data.get(key), dict):
+            for sub_key, sub_value in value.items():
+                if sub_key not in model_data[key]:
+                    model_data[key][sub_key] = sub_value
+                    sources[f"{key}.{sub_key}"] = default_sources[f"{key}.{sub_key}"]
+
+    _apply_env_fallbacks(settings, backend_cls, model_data, sources)
+
+    substituter = _Substituter(settings, canonical, strict)
+    for key, value in list(model_data.items()):
+        if isinstance(value, dict):
+            for sub_key, sub_value in list(value.items()):
+                path = f"{key}.{sub_key}"
+                value[sub_key], sources[path] = substituter.apply(path, sub_value, sources.get(path, ""))
+        else:
+            model_data[key], sources[key] = substituter.apply(key, value, sources[key])
+    for key in substituter.unset:
+        if "." not in key:
+            model_data.pop(key, None)
+
+    common_data = {k: v for k, v in model_data.items() if k in COMMON_FIELD_NAMES}
+    backend_data = {k: v for k, v in model_data.items() if k not in COMMON_FIELD_NAMES}
+    try:
+        common = CommonFields.model_validate(common_data)
+        options = backend_cls.settings_model.model_validate(backend_data)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(canonical, exc, sources)) from None
+
+    config = _validate_config(canonical, backend_cls, common.config, sources)
+    for key in list(sources):
+        if key.startswith("config.") and key[7:] not in config:
+            del sources[key]
+    spec = ModelSpec(
+        name=canonical,
+        env=env,
+        common=common,
+        options=options,
+        config=config,
+        sources={k: v for k, v in sources.items() if v},
+        secret_fields=_secret_fields(backend_cls.settings_model),
+    )
+    return spec, dict(substituter.unset)
+
+
+def _validate_config(
+    name: str, backend_cls: type[BackendInfo], config: Mapping[str, Any], sources: Mapping[str, str]
+) -> dict[str, Any]:
+    """Validate ``[models.<name>.config]`` against the backend's config model."""
+    model = backend_cls.config_model
+    allowed = set(model.model_fields)
+    for key in sorted(config):
+        if key not in allowed:
+            raise ConfigError(
+                f"model {name!r}, field 'config' ({sources.get(f'config.{key}', '')}): unknown "
+                f"config key {key!r}.{did_you_mean(key, allowed)} Allowed keys: "
+                f"{', '.join(sorted(allowed))}."
+            )
+    try:
+        validated = model.model_validate(dict(config))
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False, include_input=False):
+            field = "config." + ".".join(str(part) for part in item["loc"])
+            origin = sources.get(field) or sources.get(field.split(".", 2)[0] + "." + str(item["loc"][0]), "")
+            problems.append(f"model {name!r}, field {field!r} ({origin}): {item['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+    return {key: getattr(validated, key) for key in validated.model_fields_set}
+

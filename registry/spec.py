@@ -1,0 +1,129 @@
+"""The resolved, frozen description of one model, and the fields every model table shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["BUILTIN_SOURCE", "KWARG_SOURCE", "CommonFields", "ExplainedField", "ModelSpec"]
+
+BUILTIN_SOURCE = "built-in default"
+KWARG_SOURCE = "keyword argument"
+
+
+class CommonFields(BaseModel):
+    """Fields every ``[models.<name>]`` table may set, whatever its backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str
+    model: str | None = Field(None, description="base model: picks the tokenizer")
+    aliases: list[str] = []
+    config: dict[str, Any] = {}
+    timeout: float = Field(180.0, gt=0, description="seconds per request")
+    max_retries: int = Field(3, ge=0, le=100)
+    token_counter: str | None = None
+    client_provider: str | None = None
+
+
+COMMON_FIELD_NAMES = frozenset(CommonFields.model_fields)
+#: The conventional variables every backend honours (level 7 of the precedence).
+COMMON_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {"timeout": ("MODEL_TIMEOUT",)}
+
+
+@dataclass(frozen=True)
+class ExplainedField:
+    """One resolved value as shown to users: secrets are ``***``."""
+
+    value: Any
+    source: str
+    secret: bool = False
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"value": ..., "source": ...}`` (plus ``note`` when set)."""
+        data: dict[str, Any] = {"value": self.value, "source": self.source}
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model after resolution: aliases, environment overlay, defaults and ``${VAR}`` applied.
+
+    Attributes:
+        name: the canonical model name (aliases are resolved to it).
+        env: the active environment, or None.
+        common: the fields every backend shares.
+        options: the backend's own fields, validated by the model the backend registered.
+        config: the validated request configuration (unset keys dropped).
+        sources: where each field came from, keyed by field name (``config.<key>`` for config).
+    """
+
+    name: str
+    env: str | None
+    common: CommonFields
+    options: BaseModel
+    config: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+    secret_fields: frozenset[str] = frozenset()
+
+    @property
+    def backend(self) -> str:
+        """The name the backend is registered under."""
+        return self.common.backend
+
+    def values(self) -> dict[str, Any]:
+        """Every field's value (secrets stay :class:`~pydantic.SecretStr`)."""
+        data = {key: getattr(self.common, key) for key in COMMON_FIELD_NAMES}
+        data["config"] = dict(self.config)
+        data.update({key: getattr(self.options, key) for key in type(self.options).model_fields})
+        return data
+
+    def explain(self) -> dict[str, ExplainedField]:
+        """Every field with its source; secrets masked, config keys listed one by one."""
+        explained: dict[str, ExplainedField] = {}
+        for key, value in sorted(self.values().items()):
+            if key == "config":
+                for config_key, config_value in sorted(self.config.items()):
+                    path = f"config.{config_key}"
+                    shown = _display(config_value)
+                    explained[path] = ExplainedField(shown, self.sources.get(path, BUILTIN_SOURCE))
+                continue
+            secret = key in self.secret_fields or isinstance(value, SecretStr)
+            shown = "***" if secret and value is not None else _display(value)
+            explained[key] = ExplainedField(shown, self.sources.get(key, BUILTIN_SOURCE), secret)
+        return explained
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelSpec(name={self.name!r}, env={self.env!r}, backend={self.backend!r}, "
+            f"model={self.common.model!r})"
+        )
+
+
+_SECRET_KEY_WORDS = ("key", "token", "secret", "password", "authorization", "credential")
+
+
+def _display(value: Any) -> Any:
+    """A JSON-friendly value for display; secrets (also inside dicts) become ``***``."""
+    if isinstance(value, SecretStr):
+        return "***"
+    if isinstance(value, BaseModel):
+        return f"<{type(value).__name__}>"
+    if isinstance(value, type):
+        return f"<class {value.__module__}.{value.__qualname__}>"
+    if isinstance(value, Mapping):
+        return {
+            str(k): "***" if any(w in str(k).lower() for w in _SECRET_KEY_WORDS) else _display(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_display(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
