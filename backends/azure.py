@@ -176,7 +176,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         )
         self._choose_auth(_secret(api_key), _secret(azure_ad_token), azure_ad_token_provider)
         try:
-            self.url = check_endpoint_url(url or _from_env(*AZURE_ENV_FALLBACKS["endpoint"]), field="url")
+            self.url = check_endpoint_url(
+                url or _from_env(*AZURE_ENV_FALLBACKS["endpoint"]), field="url"
+            )
         except ValueError as exc:
             raise ConfigError(f"model {self.name!r}: {exc}") from None
         self.api_version = api_version or _from_env(*AZURE_ENV_FALLBACKS["api_version"])
@@ -279,9 +281,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
     def _new_async_client(self, http_client: Any) -> Any:
         from openai import AsyncAzureOpenAI
 
-        return self._construct(
-            AsyncAzureOpenAI, self._client_arguments(http_client, is_async=True)
-        )
+        return self._construct(AsyncAzureOpenAI, self._client_arguments(http_client, is_async=True))
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:

@@ -62,7 +62,10 @@ class ChatCompletionsBackend(BaseModelBackend):
         client_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
-            model_type, model_config_dict, token_counter=token_counter, name=name,
+            model_type,
+            model_config_dict,
+            token_counter=token_counter,
+            name=name,
             base_model=base_model,
         )
         self.timeout = timeout
@@ -106,7 +109,11 @@ class ChatCompletionsBackend(BaseModelBackend):
         if self._sync_client is None:
             with self._lock:
                 if self._sync_client is None:
-                    shared = self._http_clients.sync_client(self.pool_key) if self._http_clients else None
+                    shared = (
+                        self._http_clients.sync_client(self.pool_key)
+                        if self._http_clients
+                        else None
+                    )
                     self._sync_client = self._new_sync_client(shared)
         return self._sync_client
 
@@ -168,7 +175,9 @@ class ChatCompletionsBackend(BaseModelBackend):
                 return completions.create(messages=messages, model=self.model_type, **request)
             if request.pop("stream", False):
                 return completions.stream(
-                    messages=messages, model=self.model_type, response_format=parsed_format,
+                    messages=messages,
+                    model=self.model_type,
+                    response_format=parsed_format,
                     **request,
                 )
             request.pop("stream_options", None)
@@ -192,7 +201,9 @@ class ChatCompletionsBackend(BaseModelBackend):
                 return await completions.create(messages=messages, model=self.model_type, **request)
             if request.pop("stream", False):
                 return completions.stream(
-                    messages=messages, model=self.model_type, response_format=parsed_format,
+                    messages=messages,
+                    model=self.model_type,
+                    response_format=parsed_format,
                     **request,
                 )
             request.pop("stream_options", None)

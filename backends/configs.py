@@ -69,7 +69,9 @@ def format_validation_error(error: ValidationError, *, prefix: str = "") -> str:
     return "; ".join(lines)
 
 
-def check_model_config(config: Mapping[str, Any] | None, *, context: str = "model") -> ChatGPTConfig:
+def check_model_config(
+    config: Mapping[str, Any] | None, *, context: str = "model"
+) -> ChatGPTConfig:
     """Validate a ``model_config_dict``; unknown keys raise :class:`ConfigError` naming them.
 
     Args:

@@ -89,7 +89,7 @@ def _fix_hint(encoding_name: str, directory: Path | None) -> str:
         f"On a machine with internet access run `modelreg tokens --prefetch {target}` and copy "
         f"the directory here, then set tiktoken_cache_dir in settings.toml or "
         f"MODELREG_TIKTOKEN_CACHE_DIR (or TIKTOKEN_CACHE_DIR) to it. Or use "
-        f"token_counter = \"approximate\", which needs no download."
+        f'token_counter = "approximate", which needs no download.'
     )
 
 

@@ -120,7 +120,9 @@ class FakeModel(BaseModelBackend):
             if message.get("role") == "user":
                 content = message.get("content")
                 if isinstance(content, list):
-                    content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                    content = " ".join(
+                        str(p.get("text", "")) for p in content if isinstance(p, dict)
+                    )
                 return f"fake reply to: {content}"
         return "fake reply"
 
@@ -142,7 +144,10 @@ class FakeModel(BaseModelBackend):
                     {
                         "id": "call_fake_0",
                         "type": "function",
-                        "function": {"name": function.get("name", "tool"), "arguments": json.dumps(arguments)},
+                        "function": {
+                            "name": function.get("name", "tool"),
+                            "arguments": json.dumps(arguments),
+                        },
                     }
                 ],
             }
@@ -163,10 +168,18 @@ class FakeModel(BaseModelBackend):
 
         text = completion.choices[0].message.content or ""
         pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
-        base = {"id": completion.id, "object": "chat.completion.chunk", "created": 0, "model": self.model_type}
+        base = {
+            "id": completion.id,
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self.model_type,
+        }
         chunks = [
             ChatCompletionChunk.model_validate(
-                {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
             )
             for piece in pieces
         ]
@@ -178,8 +191,14 @@ class FakeModel(BaseModelBackend):
         return chunks
 
     def _respond(self, messages: Messages, response_format: Any, tools: Any) -> Any:
-        self.calls.append({"messages": messages, "response_format": response_format, "tools": tools})
-        rf = response_format if response_format is not None else self.model_config_dict.get("response_format")
+        self.calls.append(
+            {"messages": messages, "response_format": response_format, "tools": tools}
+        )
+        rf = (
+            response_format
+            if response_format is not None
+            else self.model_config_dict.get("response_format")
+        )
         active_tools = self.model_config_dict.get("tools") if tools is None else tools
         completion = self._completion(messages, rf, active_tools)
         if isinstance(rf, type) and issubclass(rf, BaseModel):
@@ -195,7 +214,9 @@ class FakeModel(BaseModelBackend):
             return _FakeStreamManager(chunks, completion)
         return iter(chunks)
 
-    async def _arun(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
+    async def _arun(
+        self, messages: Messages, response_format: Any = None, tools: Any = None
+    ) -> Any:
         completion = self._respond(messages, response_format, tools)
         if not self.stream:
             return completion
@@ -210,7 +231,9 @@ def _parsed(completion: Any, model: type[BaseModel]) -> Any:
 
     data = completion.model_dump()
     content = data["choices"][0]["message"]["content"]
-    data["choices"][0]["message"]["parsed"] = model.model_validate_json(content) if content else None
+    data["choices"][0]["message"]["parsed"] = (
+        model.model_validate_json(content) if content else None
+    )
     return ParsedChatCompletion[model].model_validate(data)  # type: ignore[valid-type]
 
 

@@ -1,12 +1,12 @@
 """Tokens of an image part by OpenAI's vision tile rule, without fetching anything.
 
 * ``detail: "low"``: 85 tokens.
-* ``high`` / ``auto``: scale to fit 2048×2048, then so the shortest side is at most 768 px;
+* ``high`` / ``auto``: scale to fit 2048x2048, then so the shortest side is at most 768 px;
   170 tokens per 512-px tile, plus 85.
 
 Dimensions are read from the header of a base64 ``data:`` URL (PNG, GIF, JPEG, WebP). An image
 given by an http(s) URL is never fetched: it counts as :data:`UNKNOWN_IMAGE_TOKENS`, the high
-detail cost of a 1024×1024 image, a declared default rather than 0.
+detail cost of a 1024x1024 image, a declared default rather than 0.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _TILE = 512
 
 
 def tile_tokens(width: int, height: int) -> int:
-    """High-detail tokens of a ``width``×``height`` image by the tile rule."""
+    """High-detail tokens of a ``width``x``height`` image by the tile rule."""
     if width <= 0 or height <= 0:
         return LOW_DETAIL_TOKENS
     if max(width, height) > 2048:
@@ -37,7 +37,7 @@ def tile_tokens(width: int, height: int) -> int:
     return _TILE_TOKENS * tiles + LOW_DETAIL_TOKENS
 
 
-#: A URL image of unknown size counts as a 1024×1024 image at high detail (765 tokens).
+#: A URL image of unknown size counts as a 1024x1024 image at high detail (765 tokens).
 UNKNOWN_IMAGE_TOKENS = tile_tokens(1024, 1024)
 
 

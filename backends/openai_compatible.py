@@ -82,15 +82,24 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            model_type, model_config_dict, client=client, async_client=async_client,
-            timeout=timeout, max_retries=max_retries, token_counter=token_counter, name=name,
-            base_model=base_model, client_kwargs=kwargs,
+            model_type,
+            model_config_dict,
+            client=client,
+            async_client=async_client,
+            timeout=timeout,
+            max_retries=max_retries,
+            token_counter=token_counter,
+            name=name,
+            base_model=base_model,
+            client_kwargs=kwargs,
         )
         try:
             self.url = check_endpoint_url(url, field="url")
         except ValueError as exc:
             raise ConfigError(f"model {self.name!r}: {exc}") from None
-        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self._api_key = (
+            api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        )
         self.organization = organization
         self.project = project
         if client is None and async_client is None and self._missing_settings():
@@ -145,7 +154,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         if not spec.common.model:
             raise ConfigError(
                 f"model {spec.name!r}: backend 'openai' needs the field 'model' (the model name "
-                "the server expects, e.g. model = \"gpt-4o\" or \"llama3.1:8b\")."
+                'the server expects, e.g. model = "gpt-4o" or "llama3.1:8b").'
             )
         runtime = context.runtime
         model = cls(
@@ -169,4 +178,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         return model
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleModel(name={self.name!r}, model={self.model_type!r}, url={self.url!r})"
+        return (
+            f"OpenAICompatibleModel(name={self.name!r}, model={self.model_type!r}, "
+            f"url={self.url!r})"
+        )

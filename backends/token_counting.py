@@ -51,7 +51,9 @@ class BaseTokenCounter(ABC):
 
     @abstractmethod
     def count_tokens_from_messages(
-        self, messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens of ``messages`` (and ``tools`` definitions, when given)."""
 
@@ -103,7 +105,7 @@ def rules_for_model(model: str) -> ModelTokenRules:
         "o200k_base",
         exact=False,
         note=f"unknown model {model!r}: counted with o200k_base as an approximation; set the "
-        "model's base model (model = \"gpt-4o\", ...) for an exact count",
+        'model\'s base model (model = "gpt-4o", ...) for an exact count',
     )
 
 
@@ -144,7 +146,9 @@ class OpenAITokenCounter(BaseTokenCounter):
         return text
 
     def count_tokens_from_messages(
-        self, messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens per the cookbook formula (see the module docstring)."""
         encode = self._encoder()
@@ -181,7 +185,9 @@ class OpenAITokenCounter(BaseTokenCounter):
             if isinstance(image, str):
                 return image_tokens(image, None)
             return image_tokens(str(image.get("url", "")), image.get("detail"))
-        return sum(len(encode(text)) for key, v in part.items() if key != "type" for text in _strings(v))
+        return sum(
+            len(encode(text)) for key, v in part.items() if key != "type" for text in _strings(v)
+        )
 
     def count_tools(self, tools: Iterable[Mapping[str, Any]]) -> int:
         """Tokens of tool definitions by the cookbook's function-counting constants."""

@@ -22,19 +22,27 @@ __all__ = ["main"]
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
-        "--settings", metavar="PATH", default=default,
+        "--settings",
+        metavar="PATH",
+        default=default,
         help="settings file (default: $MODELREG_SETTINGS, else ./settings.toml)",
     )
     parser.add_argument(
-        "--env", metavar="NAME", default=default,
+        "--env",
+        metavar="NAME",
+        default=default,
         help="environment overlay to apply (default: $MODELREG_ENV)",
     )
     parser.add_argument(
-        "--dotenv", metavar="PATH", default=default,
+        "--dotenv",
+        metavar="PATH",
+        default=default,
         help=".env file to read (default: $MODELREG_DOTENV, else ./.env)",
     )
     parser.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
         help="print JSON instead of text",
     )
 
@@ -62,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("file", nargs="?", default="-", help="JSON messages file, or - for stdin")
     tokens.add_argument("--tools", metavar="FILE", help="JSON file of tool definitions")
     tokens.add_argument(
-        "--prefetch", metavar="DIR",
+        "--prefetch",
+        metavar="DIR",
         help="download the tokenizer encodings into DIR (run on a connected machine)",
     )
     chat = command("chat", "send one prompt to a model and print the reply")
@@ -94,7 +103,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     """List models with backend, deployment/model and aliases."""
     registry = _registry(args)
     aliases = registry.aliases()
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name in registry.names():
         explained = registry.explain(name)
         fields = explained.fields
@@ -108,11 +117,16 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             }
         )
     if args.json:
-        _print_json({"settings_file": registry.settings.label, "env": registry.env, "models": entries}, out)
+        _print_json(
+            {"settings_file": registry.settings.label, "env": registry.env, "models": entries}, out
+        )
         return 0
     out.write(f"{registry.settings.label} (env: {registry.env or 'none'})\n")
     rows = [["NAME", "BACKEND", "DEPLOYMENT/MODEL", "ALIASES"]]
-    rows += [[e["name"], e["backend"], str(e["target"] or "-"), ", ".join(e["aliases"]) or "-"] for e in entries]
+    rows += [
+        [e["name"], e["backend"], str(e["target"] or "-"), ", ".join(e["aliases"]) or "-"]
+        for e in entries
+    ]
     _table(rows, out)
     return 0
 
@@ -129,7 +143,13 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     )
     rows = [["FIELD", "VALUE", "SOURCE"]]
     for key, field in explained.fields.items():
-        value = "(unset)" if field.value is None else json.dumps(field.value) if not isinstance(field.value, str) else field.value
+        value = (
+            "(unset)"
+            if field.value is None
+            else json.dumps(field.value)
+            if not isinstance(field.value, str)
+            else field.value
+        )
         source = field.source + (f"  [{field.note}]" if field.note else "")
         rows.append([key, value, source])
     _table(rows, out)
@@ -159,7 +179,11 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
         _print_json([p.to_dict() for p in plugins], out)
         return 0
     for plugin in plugins:
-        kind = "built-in" if plugin.builtin else f"{plugin.distribution or '?'} {plugin.version or '?'}"
+        kind = (
+            "built-in"
+            if plugin.builtin
+            else f"{plugin.distribution or '?'} {plugin.version or '?'}"
+        )
         out.write(f"{plugin.name} ({kind})\n")
         for what, names in plugin.registered.items():
             if names:
@@ -203,7 +227,12 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
     counter = _registry(args).create(args.name).token_counter
     count = counter.count_tokens_from_messages(messages, tools=tools)
     note = getattr(counter, "note", "")
-    result = {"model": args.name, "tokens": count, "encoding": counter.encoding_name, "exact": counter.exact}
+    result = {
+        "model": args.name,
+        "tokens": count,
+        "encoding": counter.encoding_name,
+        "exact": counter.exact,
+    }
     if note:
         result["note"] = note
     if args.json:

@@ -41,7 +41,7 @@ class Explanation:
     fields: dict[str, ExplainedField]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"name", "env", "backend", "settings_file", "fields": {f: {value, source}}}``."""
+        """JSON-ready: name, env, backend, settings_file and ``fields: {f: {value, source}}``."""
         return {
             "name": self.name,
             "env": self.env,
@@ -201,9 +201,10 @@ class ModelRegistry:
         except KeyError:
             known = self.plugins.names("client_providers")
             raise ConfigError(
-                f"model {spec.name!r}, field 'client_provider' ({spec.sources.get('client_provider')}): "
-                f"no client provider {name!r}.{did_you_mean(name, known)} Registered: "
-                f"{', '.join(known) or 'none'} (providers come from plugins; see `modelreg plugins`)."
+                f"model {spec.name!r}, field 'client_provider' "
+                f"({spec.sources.get('client_provider')}): no client provider {name!r}."
+                f"{did_you_mean(name, known)} Registered: {', '.join(known) or 'none'} "
+                "(providers come from plugins; see `modelreg plugins`)."
             ) from None
         for side in ("client", "async_client"):
             method = getattr(provider, "sync_client" if side == "client" else side, None)
@@ -253,7 +254,10 @@ class ModelRegistry:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -261,7 +265,10 @@ class ModelRegistry:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 

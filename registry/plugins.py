@@ -238,7 +238,11 @@ class PluginHost:
             for impl in ordered:
                 self._call(kind, impl, registrations)
         registrations.plugins = sorted(
-            (i for i in self._infos.values() if i.builtin or self.pm.has_plugin(i.name) or i.errors),
+            (
+                i
+                for i in self._infos.values()
+                if i.builtin or self.pm.has_plugin(i.name) or i.errors
+            ),
             key=lambda i: (not i.builtin, i.name),
         )
         return registrations

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ValidationError
 from registry.errors import ConfigError, PluginError, UnknownModelError, did_you_mean
 from registry.settings import Layer, Settings
 from registry.spec import (
-    BUILTIN_SOURCE,
     COMMON_ENV_FALLBACKS,
     COMMON_FIELD_NAMES,
     KWARG_SOURCE,
@@ -92,7 +91,7 @@ def _model_tables(settings: Settings, name: str, env: str | None) -> Iterator[_T
     for layer in settings.layers:
         paths = [("models", name)]
         if env is not None:
-            paths.insert(0, ("environments", env, "models", name))
+            paths.insert(0, ("environments", env, "models", name))  # type: ignore[arg-type]
         for path in paths:
             table = _get(layer.data, *path)
             if table is not None:
@@ -134,7 +133,9 @@ def _merge(
     sources: dict[str, str] = {}
     for index, table in enumerate(tables):
         if not isinstance(table.data, Mapping):
-            raise ConfigError(f"{table.origin('')}: expected a table, got {type(table.data).__name__}")
+            raise ConfigError(
+                f"{table.origin('')}: expected a table, got {type(table.data).__name__}"
+            )
         for key, raw in table.data.items():
             value = _decode_env_value(raw, table.layer)
             if isinstance(value, Mapping):
@@ -189,7 +190,7 @@ def model_names(settings: Settings, env: str | None) -> ModelNames:
         if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
             raise ConfigError(
                 f"model {name!r}, field 'aliases' ({sources.get('aliases')}): "
-                "expected a list of strings, e.g. aliases = [\"default\"]"
+                'expected a list of strings, e.g. aliases = ["default"]'
             )
         for alias in raw:
             origin = sources.get("aliases", "")
@@ -267,7 +268,9 @@ class _Substituter:
         if isinstance(value, str):
             return self._string(field, value, origin)
         if isinstance(value, list):
-            return [self._string(field, v, origin)[0] if isinstance(v, str) else v for v in value], origin
+            return [
+                self._string(field, v, origin)[0] if isinstance(v, str) else v for v in value
+            ], origin
         return value, origin
 
     def _string(self, field: str, value: str, origin: str) -> tuple[Any, str]:
@@ -303,9 +306,7 @@ class _Substituter:
 
 def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(
-        name
-        for name, info in model.model_fields.items()
-        if "SecretStr" in repr(info.annotation)
+        name for name, info in model.model_fields.items() if "SecretStr" in repr(info.annotation)
     )
 
 
@@ -325,7 +326,7 @@ def _lookup_backend(
 ) -> type[BackendInfo]:
     if not isinstance(backend, str) or not backend:
         raise ConfigError(
-            f"model {name!r}: no backend set. Add backend = \"azure\" (or one of: "
+            f'model {name!r}: no backend set. Add backend = "azure" (or one of: '
             f"{', '.join(catalog.backend_names())}) to its table."
         )
     try:
@@ -374,7 +375,7 @@ def resolve(
         if found is None:
             raise ConfigError(
                 f"{settings.label}: no model name given and no default_model set. Pass a name, "
-                "or add default_model = \"<name>\" at the top of the settings file."
+                'or add default_model = "<name>" at the top of the settings file.'
             )
         name = found[0]
     canonical = names.canonical(name)
@@ -416,9 +417,7 @@ def resolve(
         if key in allowed and key not in model_data:
             model_data[key] = value
             sources[key] = default_sources[key]
-            sources.update(
-                {k: v for k, v in default_sources.items() if k.startswith(f"{key}.")}
-            )
+            sources.update({k: v for k, v in default_sources.items() if k.startswith(f"{key}.")})
         elif isinstance(value, dict) and isinstance(model_data.get(key), dict):
             for sub_key, sub_value in value.items():
                 if sub_key not in model_data[key]:
@@ -432,7 +431,9 @@ def resolve(
         if isinstance(value, dict):
             for sub_key, sub_value in list(value.items()):
                 path = f"{key}.{sub_key}"
-                value[sub_key], sources[path] = substituter.apply(path, sub_value, sources.get(path, ""))
+                value[sub_key], sources[path] = substituter.apply(
+                    path, sub_value, sources.get(path, "")
+                )
         else:
             model_data[key], sources[key] = substituter.apply(key, value, sources[key])
     for key in substituter.unset:
@@ -482,8 +483,9 @@ def _validate_config(
         problems = []
         for item in exc.errors(include_url=False, include_input=False):
             field = "config." + ".".join(str(part) for part in item["loc"])
-            origin = sources.get(field) or sources.get(field.split(".", 2)[0] + "." + str(item["loc"][0]), "")
+            origin = sources.get(field) or sources.get(
+                field.split(".", 2)[0] + "." + str(item["loc"][0]), ""
+            )
             problems.append(f"model {name!r}, field {field!r} ({origin}): {item['msg']}")
         raise ConfigError("; ".join(problems)) from None
     return {key: getattr(validated, key) for key in validated.model_fields_set}
-

@@ -153,7 +153,7 @@ def _check_shape(source: LabelledSource, data: dict[str, Any]) -> dict[str, Any]
         problems = []
         for item in exc.errors(include_url=False, include_input=False):
             loc = tuple(str(part) for part in item["loc"])
-            problems.append(f"{source.describe(loc + ('',))}: {'.'.join(loc)}: {item['msg']}")
+            problems.append(f"{source.describe((*loc, ''))}: {'.'.join(loc)}: {item['msg']}")
         raise ConfigError("; ".join(problems)) from None
     return data
 
@@ -175,7 +175,9 @@ def load_settings(
     settings_file = _choose_path(
         path, "MODELREG_SETTINGS", DEFAULT_SETTINGS_FILE, what="settings file"
     )
-    dotenv_file = _choose_path(dotenv_path, "MODELREG_DOTENV", DEFAULT_DOTENV_FILE, what=".env file")
+    dotenv_file = _choose_path(
+        dotenv_path, "MODELREG_DOTENV", DEFAULT_DOTENV_FILE, what=".env file"
+    )
 
     sources: list[LabelledSource] = [EnvironmentSource(SettingsSchema)]
     if dotenv_file is not None:

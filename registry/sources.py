@@ -36,7 +36,7 @@ _DELIMITER = "__"
 
 
 def env_name(path: tuple[str, ...]) -> str:
-    """Return the ``MODELREG_*`` variable that addresses ``path`` (e.g. ``models.chat.deployment``)."""
+    """Return the ``MODELREG_*`` variable for ``path`` (``models.chat.deployment``)."""
     return ENV_PREFIX + _DELIMITER.join(part.upper() for part in path)
 
 
@@ -80,6 +80,7 @@ class TomlFileSource(InitSettingsSource, LabelledSource):
         super().__init__(settings_cls, data)
 
     def __call__(self) -> dict[str, Any]:
+        """The parsed file."""
         return dict(self.init_kwargs)
 
     def describe(self, path: tuple[str, ...]) -> str:
@@ -101,7 +102,7 @@ class EnvironmentSource(EnvSettingsSource, LabelledSource):
 
 
 class DotEnvFileSource(DotEnvSettingsSource, LabelledSource):
-    """``MODELREG_*`` names in a ``.env`` file, read with python-dotenv (never put in os.environ)."""
+    """``MODELREG_*`` names in a ``.env`` file, read by python-dotenv, never put in os.environ."""
 
     kind = "dotenv"
 
@@ -113,6 +114,7 @@ class DotEnvFileSource(DotEnvSettingsSource, LabelledSource):
         )
 
     def __call__(self) -> dict[str, Any]:
+        """The settings-shaped ``MODELREG_*`` names of the file."""
         # Other names in .env (AZURE_OPENAI_API_KEY, ...) are not settings fields; they are
         # read separately as variables for ${VAR} and the backends' conventional fallbacks.
         fields = self.settings_cls.model_fields

@@ -1,0 +1,360 @@
+"""A loopback HTTP server that speaks the Azure OpenAI (and plain OpenAI) chat wire format.
+
+* ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure): the
+  ``api-version`` query is required; auth by ``api-key`` header or ``Authorization: Bearer``.
+* ``POST /v1/chat/completions`` (OpenAI-compatible): ``Authorization: Bearer``.
+* ``stream: true`` answers with SSE chunks ending in ``data: [DONE]``; tool definitions plus a
+  user message containing "use a tool" answer with a tool call; a ``json_schema``
+  response_format answers with a JSON document valid for the schema.
+* Faults can be scripted per request (status, headers, body, a connection reset, a delay, a
+  stream cut before ``[DONE]``) for the reliability tests.
+
+Every request is recorded (path, query, headers, JSON body, client port) so tests can assert
+what the SDK really sent and how many connections were opened.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["AzureServer", "Fault", "RecordedRequest"]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+    client_port: int
+
+    @property
+    def deployment(self) -> str | None:
+        parts = self.path.split("/")
+        if "deployments" in parts:
+            return parts[parts.index("deployments") + 1]
+        return None
+
+
+@dataclass
+class Fault:
+    """A scripted answer for one request instead of the normal one."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # dict → JSON; str/bytes → raw
+    reset: bool = False  # close the connection without answering
+    delay: float = 0.0  # seconds before answering
+    cut_stream_after: int | None = None  # stream: send N chunks, then close without [DONE]
+    content_filter_finish: bool = False  # a 200 whose finish_reason is content_filter
+
+
+def _example_from_schema(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return _example_from_schema(schema["anyOf"][0])
+    if kind == "object":
+        return {k: _example_from_schema(v) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return 7
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "text"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+        return
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = (
+            payload
+            if isinstance(payload, bytes)
+            else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            body = {}
+        request = RecordedRequest(
+            "POST",
+            split.path,
+            {k: v[0] for k, v in parse_qs(split.query).items()},
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            self.client_address[1],
+        )
+        with owner.lock:
+            owner.requests.append(request)
+            fault = owner.faults.popleft() if owner.faults else None
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.reset:
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.close_connection = True
+            self.connection.close()
+            return
+        if fault is not None and fault.status != 200:
+            self._send_json(
+                fault.status, fault.body if fault.body is not None else {}, fault.headers
+            )
+            return
+        if fault is not None and fault.body is not None:
+            self._send_json(200, fault.body, fault.headers)
+            return
+        problem = owner.check(request)
+        if problem is not None:
+            status, payload = problem
+            self._send_json(status, payload)
+            return
+        if body.get("stream"):
+            self._stream(request, fault)
+        else:
+            self._send_json(200, owner.completion(request, fault))
+
+    def _stream(self, request: RecordedRequest, fault: Fault | None) -> None:
+        owner = self.server.owner
+        chunks = owner.chunks(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def send(data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        for index, chunk in enumerate(chunks):
+            if (
+                fault is not None
+                and fault.cut_stream_after is not None
+                and index >= fault.cut_stream_after
+            ):
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            send(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        send(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: AzureServer
+
+
+class AzureServer:
+    """The loopback server; ``base_url`` is ``http://127.0.0.1:PORT``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.faults: deque[Fault] = deque()
+        self.api_keys: set[str] = {"test-key"}
+        self.deployments: set[str] | None = None  # None: any deployment exists
+        self.reply = "Hello from the loopback server."
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> AzureServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
+        self.api_keys = {"test-key"}
+        self.deployments = None
+
+    def add_faults(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def connections(self) -> int:
+        """Distinct client connections seen (by client port)."""
+        with self.lock:
+            return len({r.client_port for r in self.requests})
+
+    # -- protocol --------------------------------------------------------------------------
+
+    def check(self, request: RecordedRequest) -> tuple[int, dict[str, Any]] | None:
+        if not request.path.endswith("/chat/completions"):
+            return 404, {"error": {"code": "404", "message": "Resource not found"}}
+        azure = request.path.startswith("/openai/deployments/")
+        if azure and "api-version" not in request.query:
+            return 404, {"error": {"code": "404", "message": "Resource not found (api-version)"}}
+        key = request.headers.get("api-key")
+        bearer = request.headers.get("authorization", "")
+        token = bearer[7:] if bearer.lower().startswith("bearer ") else None
+        if azure:
+            authorised = (key in self.api_keys) or (
+                token is not None and token.startswith("token-")
+            )
+        else:
+            authorised = token is not None
+        if not authorised:
+            return 401, {
+                "error": {
+                    "code": "401",
+                    "message": "Access denied due to invalid subscription key.",
+                }
+            }
+        if azure and self.deployments is not None and request.deployment not in self.deployments:
+            return 404, {
+                "error": {
+                    "code": "DeploymentNotFound",
+                    "message": "The API deployment for this resource does not exist.",
+                }
+            }
+        return None
+
+    def _message(self, request: RecordedRequest) -> dict[str, Any]:
+        body = request.body
+        messages = body.get("messages") or [{}]
+        last = messages[-1].get("content") or ""
+        tools = body.get("tools") or []
+        if tools and "use a tool" in str(last):
+            function = tools[0]["function"]
+            arguments = _example_from_schema(function.get("parameters", {"type": "object"}))
+            return {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": function["name"], "arguments": json.dumps(arguments)},
+                    }
+                ],
+            }
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_schema":
+            schema = response_format["json_schema"].get("schema", {})
+            return {"role": "assistant", "content": json.dumps(_example_from_schema(schema))}
+        if response_format.get("type") == "json_object":
+            return {"role": "assistant", "content": json.dumps({"reply": self.reply})}
+        return {"role": "assistant", "content": f"{self.reply} You said: {last}"}
+
+    def completion(self, request: RecordedRequest, fault: Fault | None = None) -> dict[str, Any]:
+        message = self._message(request)
+        finish = "tool_calls" if message.get("tool_calls") else "stop"
+        if fault is not None and fault.content_filter_finish:
+            finish, message = "content_filter", {"role": "assistant", "content": None}
+        return {
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": request.body.get("model", "unknown"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        }
+
+    def chunks(self, request: RecordedRequest) -> list[dict[str, Any]]:
+        message = self._message(request)
+        base = {
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": request.body.get("model", "unknown"),
+        }
+        chunks: list[dict[str, Any]] = [
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        ]
+        if message.get("tool_calls"):
+            call = message["tool_calls"][0]
+            chunks.append(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"tool_calls": [{"index": 0, **call}]},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+            finish = "tool_calls"
+        else:
+            text = message["content"]
+            for start in range(0, len(text), 10):
+                chunks.append(
+                    {
+                        **base,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"content": text[start : start + 10]},
+                                "finish_reason": None,
+                            }
+                        ],
+                    }
+                )
+            finish = "stop"
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (request.body.get("stream_options") or {}).get("include_usage"):
+            chunks.append(
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+                }
+            )
+        return chunks

@@ -1,0 +1,136 @@
+"""The modelreg CLI: commands, JSON output, exit codes, and no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m registry`` in a subprocess, as a user would."""
+    full_env = {k: v for k, v in os.environ.items()}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def repo_settings(isolated: Path) -> Path:
+    target = isolated / "settings.toml"
+    shutil.copy(REPO / "settings.toml", target)
+    return target
+
+
+def test_show_prod_prints_prod_deployment_with_sources(repo_settings: Path) -> None:
+    result = run("show", "chat", "--env", "prod")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
+    assert "gpt-4o " in lines["deployment"]
+    assert "settings.toml [environments.prod.models.chat]" in lines["deployment"]
+    assert "settings.toml [models.chat]" in lines["api_version"]
+
+
+def test_show_json_names_variable_source(repo_settings: Path) -> None:
+    result = run("show", "chat", "--json", env={"MODELREG_MODELS__CHAT__DEPLOYMENT": "x"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["name"] == "chat"
+    assert data["fields"]["deployment"] == {
+        "value": "x",
+        "source": "env MODELREG_MODELS__CHAT__DEPLOYMENT",
+    }
+
+
+def test_show_masks_secret_and_names_source(repo_settings: Path) -> None:
+    result = run("show", "chat", "--json", env={"AZURE_OPENAI_API_KEY": "planted-secret-123"})
+    assert "planted-secret-123" not in result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["fields"]["api_key"] == {"value": "***", "source": "env AZURE_OPENAI_API_KEY"}
+
+
+def test_list(repo_settings: Path) -> None:
+    result = run("--json", "list")
+    assert result.returncode == 0, result.stderr
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert models["chat"]["aliases"] == ["assistant", "default"]
+    text = run("list", "--env", "test").stdout
+    assert "chat" in text and "fake" in text
+
+
+def test_check_repository_settings_passes(repo_settings: Path) -> None:
+    result = run("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK:" in result.stdout and "3 environment(s)" in result.stdout
+
+
+def test_check_lists_every_problem(write_settings: Callable[[str], Path]) -> None:
+    write_settings(
+        """
+        [models.a]
+        backend = "fake"
+        tiemout = 3
+        [models.b]
+        backend = "azure"
+        deployment = "d"
+        api_key = "k"
+        [environments.prod.models.a]
+        backend = "nope"
+        """
+    )
+    result = run("check", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    joined = "\n".join(report["errors"])
+    assert "'tiemout'" in joined and "Did you mean 'timeout'" in joined
+    assert "no Azure endpoint" in joined
+    assert "unknown backend 'nope'" in joined
+    assert len(report["errors"]) >= 4  # a and b in both environments, plus the overlay
+
+
+def test_user_error_exit_1_without_traceback(write_settings: Callable[[str], Path]) -> None:
+    write_settings("[models.x\n")
+    result = run("list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "settings.toml" in result.stderr and "TOML" in result.stderr
+
+
+def test_unknown_model_exit_1(repo_settings: Path) -> None:
+    result = run("show", "caht")
+    assert result.returncode == 1
+    assert "Did you mean 'chat'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_error_exit_2() -> None:
+    assert run("frobnicate").returncode == 2
+    assert run("show", "--no-such-flag").returncode == 2
+
+
+def test_global_options_before_or_after_command(repo_settings: Path) -> None:
+    before = run("--env", "prod", "--json", "show", "chat")
+    after = run("show", "chat", "--env", "prod", "--json")
+    assert before.returncode == after.returncode == 0
+    assert json.loads(before.stdout) == json.loads(after.stdout)
+
+
+def test_chat_with_fake_backend(repo_settings: Path) -> None:
+    result = run("chat", "chat", "Hi", "--env", "test")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hello from the fake chat model."
