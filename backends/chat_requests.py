@@ -137,6 +137,20 @@ class ChatCompletionsBackend(BaseModelBackend):
             self._async_clients = (loop, built)
         return built
 
+    def close(self) -> None:
+        """Close the sync SDK client this model built for itself (not injected or shared)."""
+        if self._http_clients is None and self._sync_client is not self._custom_client:
+            client, self._sync_client = self._sync_client, self._custom_client
+            if client is not None:
+                client.close()
+
+    async def aclose(self) -> None:
+        """Close the SDK clients this model built for itself (not injected or shared)."""
+        cached, self._async_clients = self._async_clients, None
+        if self._http_clients is None and cached is not None:
+            await cached[1].close()
+        self.close()
+
     # -- requests --------------------------------------------------------------------------
 
     def _context(self) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.azure_server import AzureServer
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -134,3 +136,53 @@ def test_chat_with_fake_backend(repo_settings: Path) -> None:
     result = run("chat", "chat", "Hi", "--env", "test")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Hello from the fake chat model."
+
+
+def test_chat_over_http_streams_and_prints_json(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    write_settings(
+        f"""
+        [models.chat]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "{server.base_url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
+        [models.streamer]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "{server.base_url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
+        config = {{ stream = true }}
+        """
+    )
+    plain = run("chat", "chat", "Hi")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() == "Hello from the loopback server. You said: Hi"
+    streamed = run("chat", "streamer", "Hi")
+    assert streamed.stdout.strip() == "Hello from the loopback server. You said: Hi"
+    assert server.requests[-1].body["stream"] is True
+    as_json = json.loads(run("chat", "chat", "Hi", "--json").stdout)
+    assert as_json["choices"][0]["message"]["content"].endswith("You said: Hi")
+
+
+def test_chat_request_error_exit_1(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    write_settings(
+        f"""
+        [models.chat]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "{server.base_url}"
+        api_version = "2024-10-21"
+        api_key = "wrong-key-value"
+        max_retries = 0
+        """
+    )
+    result = run("chat", "chat", "Hi")
+    assert result.returncode == 1
+    assert "AuthenticationError" in result.stderr and "model 'chat'" in result.stderr
+    assert "Traceback" not in result.stderr and "wrong-key-value" not in result.stderr
