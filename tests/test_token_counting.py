@@ -1,0 +1,411 @@
+"""Token counts derived by hand from the cookbook formula, published counts, and offline use."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tiktoken
+
+from backends import encodings
+from backends.token_counting import ApproximateTokenCounter, OpenAITokenCounter, rules_for_model
+from registry import ModelRegistry, TokenizerUnavailableError
+from tests.conftest import tiktoken_cache
+
+pytestmark = pytest.mark.skipif(
+    tiktoken_cache() is None, reason="needs the tokenizer files (set TIKTOKEN_CACHE_DIR)"
+)
+
+O200K = "o200k_base"
+CL100K = "cl100k_base"
+
+
+def n(text: str, encoding: str = O200K) -> int:
+    """Raw tiktoken count, independent of the code under test."""
+    return len(tiktoken.get_encoding(encoding).encode_ordinary(text))
+
+
+# -- the cookbook's examples and its published counts --------------------------------------
+
+COOKBOOK_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "New synergies will help drive top-line growth.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Things working well together will increase revenue.",
+    },
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+    },
+]
+COOKBOOK_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {
+                        "type": "string",
+                        "description": "The city and state, e.g. San Francisco, CA",
+                    },
+                    "unit": {
+                        "type": "string",
+                        "description": "The unit of temperature to return",
+                        "enum": ["celsius", "fahrenheit"],
+                    },
+                },
+                "required": ["location"],
+            },
+        },
+    }
+]
+COOKBOOK_TOOL_MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a helpful assistant that can answer to questions about the weather.",
+    },
+    {"role": "user", "content": "What's the weather like in San Francisco?"},
+]
+
+
+@pytest.mark.parametrize(
+    "model, published",
+    [
+        ("gpt-3.5-turbo", 129),
+        ("gpt-4-0613", 129),
+        ("gpt-4", 129),
+        ("gpt-4o", 124),
+        ("gpt-4o-mini", 124),
+        ("gpt-3.5-turbo-0301", 127),
+    ],
+)
+def test_published_conversation_counts(model: str, published: int) -> None:
+    assert OpenAITokenCounter(model).count_tokens_from_messages(COOKBOOK_MESSAGES) == published
+
+
+@pytest.mark.parametrize(
+    "model, published",
+    [("gpt-3.5-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101), ("gpt-4o-mini", 101)],
+)
+def test_published_tool_counts(model: str, published: int) -> None:
+    counter = OpenAITokenCounter(model)
+    assert (
+        counter.count_tokens_from_messages(COOKBOOK_TOOL_MESSAGES, tools=COOKBOOK_TOOLS)
+        == published
+    )
+
+
+# -- the formula, by hand ----------------------------------------------------------------
+
+
+def test_name_adds_one_token() -> None:
+    messages = [{"role": "user", "name": "alice", "content": "Hi there"}]
+    expected = 3 + n("user") + n("alice") + 1 + n("Hi there") + 3
+    assert OpenAITokenCounter("gpt-4o").count_tokens_from_messages(messages) == expected
+
+
+def test_0301_constants() -> None:
+    messages = [
+        {"role": "user", "name": "bob", "content": "Hello"},
+        {"role": "assistant", "content": "Yo"},
+    ]
+    expected = (
+        (4 + n("user", CL100K) + n("bob", CL100K) - 1 + n("Hello", CL100K))
+        + (4 + n("assistant", CL100K) + n("Yo", CL100K))
+        + 3
+    )
+    assert OpenAITokenCounter("gpt-3.5-turbo-0301").count_tokens_from_messages(messages) == expected
+
+
+def tool(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "description": "Does things.",
+            "parameters": {"type": "object", "properties": properties},
+        },
+    }
+
+
+def test_tool_enum_property() -> None:
+    tools = [tool({"mode": {"type": "string", "description": "The mode.", "enum": ["a", "bb"]}})]
+    body = (
+        7 + n("f:Does things") + 3 + 3 + (-3 + 3 + n("a") + 3 + n("bb")) + n("mode:string:The mode")
+    )
+    expected_tools = body + 12
+    counter = OpenAITokenCounter("gpt-4o")
+    assert counter.count_tools(tools) == expected_tools
+
+
+def test_tool_nested_object_property() -> None:
+    tools = [
+        tool(
+            {
+                "where": {
+                    "type": "object",
+                    "description": "Place",
+                    "properties": {"city": {"type": "string", "description": "City"}},
+                }
+            }
+        )
+    ]
+    nested = 3 + 3 + n("city:string:City")
+    expected = 7 + n("f:Does things") + 3 + 3 + n("where:object:Place") + nested + 12
+    assert OpenAITokenCounter("gpt-4o").count_tools(tools) == expected
+
+
+def test_tool_array_property_with_cl100k_constants() -> None:
+    tools = [
+        tool(
+            {
+                "tags": {
+                    "type": "array",
+                    "description": "Tags",
+                    "items": {"type": "string", "enum": ["x"]},
+                }
+            }
+        )
+    ]
+    expected = (
+        10
+        + n("f:Does things", CL100K)
+        + 3
+        + 3
+        + n("tags:array:Tags", CL100K)
+        + (3 + n("x", CL100K))
+        + 12
+    )
+    assert OpenAITokenCounter("gpt-4").count_tools(tools) == expected
+
+
+def test_tool_calls_and_results_in_history() -> None:
+    messages = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": '{"a": 1}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
+    first = 3 + n("assistant") + n("call_1") + n("function") + n("f") + n('{"a": 1}')
+    second = 3 + n("tool") + n("call_1") + n("42")
+    assert OpenAITokenCounter("gpt-4o").count_tokens_from_messages(messages) == first + second + 3
+
+
+def png(width: int, height: int) -> str:
+    header = (
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height)
+    )
+    return "data:image/png;base64," + base64.b64encode(header + b"\x08\x02\x00\x00\x00").decode()
+
+
+def gif(width: int, height: int) -> str:
+    return (
+        "data:image/gif;base64,"
+        + base64.b64encode(b"GIF89a" + struct.pack("<HH", width, height)).decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "url, detail, expected",
+    [
+        (png(4000, 3000), "low", 85),
+        (png(100, 100), "auto", 170 * 1 + 85),  # one tile
+        (png(1024, 1024), "high", 170 * 4 + 85),  # 768x768 -> 2x2 tiles
+        (png(2048, 4096), "high", 170 * 6 + 85),  # fit 1024x2048, then 768x1536 -> 2x3
+        (gif(600, 300), None, 170 * 2 + 85),  # no scaling: 2x1 tiles
+        ("https://example.com/cat.png", "high", 765),  # never fetched: declared default
+    ],
+)
+def test_image_parts(url: str, detail: str | None, expected: int) -> None:
+    image: dict[str, Any] = {"url": url}
+    if detail:
+        image["detail"] = detail
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": image},
+            ],
+        }
+    ]
+    total = 3 + n("user") + n("What is this?") + expected + 3
+    assert OpenAITokenCounter("gpt-4o").count_tokens_from_messages(messages) == total
+
+
+@pytest.mark.parametrize(
+    "model, encoding, exact",
+    [
+        ("gpt-4o-2024-08-06", O200K, True),
+        ("gpt-4.1-mini", O200K, True),
+        ("gpt-5", O200K, True),
+        ("o3-mini", O200K, True),
+        ("gpt-4-turbo", CL100K, True),
+        ("gpt-35-turbo-16k", CL100K, True),
+        ("azure/gpt-4o", O200K, True),
+        ("llama3.1:8b", O200K, False),
+    ],
+)
+def test_encoding_by_base_model(model: str, encoding: str, exact: bool) -> None:
+    rules = rules_for_model(model)
+    assert (rules.encoding_name, rules.exact) == (encoding, exact)
+    if not exact:
+        assert "approximation" in rules.note
+
+
+def test_deployment_named_anything_uses_base_model(write_settings: Callable[[str], Path]) -> None:
+    write_settings(
+        """
+        [models.chat]
+        backend = "azure"
+        deployment = "prod-east-7"
+        model = "gpt-35-turbo"
+        endpoint = "https://x.example.com"
+        api_version = "v"
+        api_key = "k"
+        """
+    )
+    counter = ModelRegistry.from_settings().create("chat").token_counter
+    assert counter.encoding_name == CL100K and counter.exact
+
+
+def test_special_token_text_is_counted_not_rejected() -> None:
+    messages = [{"role": "user", "content": "<|endoftext|>"}]
+    expected = 3 + n("user") + n("<|endoftext|>") + 3
+    assert OpenAITokenCounter("gpt-4o").count_tokens_from_messages(messages) == expected
+
+
+def test_encode_decode_round_trip() -> None:
+    counter = OpenAITokenCounter("gpt-4o")
+    assert counter.decode(counter.encode("héllo wörld")) == "héllo wörld"
+
+
+def test_encodings_loaded_once() -> None:
+    assert encodings.get_encoding(O200K) is encodings.get_encoding(O200K)
+
+
+def test_approximate_counter(write_settings: Callable[[str], Path]) -> None:
+    write_settings('[models.m]\nbackend = "fake"\ntoken_counter = "approximate"\n')
+    counter = ModelRegistry.from_settings().create("m").token_counter
+    assert isinstance(counter, ApproximateTokenCounter) and counter.exact is False
+    messages = [{"role": "user", "content": "abcdefghi"}]  # 9 chars -> 3; "user" -> 1
+    assert counter.count_tokens_from_messages(messages) == 3 + 1 + 3 + 3
+
+
+# -- air-gapped use ----------------------------------------------------------------------
+
+
+def test_offline_error_names_encoding_directory_and_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encodings, "_encodings", {})
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty))
+    with pytest.raises(TokenizerUnavailableError) as caught:
+        OpenAITokenCounter("gpt-4o").count_tokens_from_messages([{"role": "user", "content": "x"}])
+    message = str(caught.value)
+    assert "o200k_base" in message and str(empty) in message
+    assert "modelreg tokens --prefetch" in message and "TIKTOKEN_CACHE_DIR" in message
+
+
+def test_settings_key_for_cache_dir(
+    write_settings: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encodings, "_encodings", {})
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR")
+    write_settings(
+        f'tiktoken_cache_dir = "{tmp_path / "nowhere"}"\n[models.m]\nbackend = "fake"\nmodel = "gpt-4o"\n'
+    )
+    counter = ModelRegistry.from_settings().create("m").token_counter
+    with pytest.raises(TokenizerUnavailableError, match="settings key tiktoken_cache_dir"):
+        counter.encode("x")
+
+
+def test_prefetch_writes_tiktoken_cache_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download itself is the only thing replaced: files come from the shared cache."""
+    source = Path(tiktoken_cache() or "")
+    by_url = {
+        url: encodings.cached_file(source, name)
+        for name, (url, _) in encodings.ENCODING_FILES.items()
+    }
+    monkeypatch.setattr("tiktoken.load.read_file", lambda url: by_url[url].read_bytes())
+    target = tmp_path / "prefetched"
+    written = encodings.prefetch(target)
+    assert sorted(p.name for p in written) == sorted(p.name for p in by_url.values())
+    monkeypatch.setattr(encodings, "_encodings", {})
+    monkeypatch.setenv("MODELREG_TIKTOKEN_CACHE_DIR", str(target))
+    assert OpenAITokenCounter("gpt-4").encode("hello") == tiktoken.get_encoding(CL100K).encode(
+        "hello"
+    )
+
+
+def test_cli_tokens_file_stdin_and_tools(
+    write_settings: Callable[[str], Path], isolated: Path
+) -> None:
+    write_settings('[models.m]\nbackend = "fake"\nmodel = "gpt-4o"\n')
+    (isolated / "messages.json").write_text(json.dumps(COOKBOOK_TOOL_MESSAGES))
+    (isolated / "tools.json").write_text(json.dumps(COOKBOOK_TOOLS))
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "registry", "tokens", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = run("m", "messages.json", "--tools", "tools.json", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "model": "m",
+        "tokens": 101,
+        "encoding": O200K,
+        "exact": True,
+    }
+    piped = run("m", "-", stdin=json.dumps({"messages": COOKBOOK_TOOL_MESSAGES}))
+    system, user = (m["content"] for m in COOKBOOK_TOOL_MESSAGES)
+    expected = 3 + n("system") + n(system) + 3 + n("user") + n(user) + 3
+    assert piped.stdout.startswith(f"{expected} tokens (o200k_base, exact)")
+    bad = run("m", "-", stdin="not json")
+    assert bad.returncode == 1 and "not valid JSON" in bad.stderr
