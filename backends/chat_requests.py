@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages, current_loop
 from registry.errors import BackendError
+from registry.overrides import active_override
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -101,8 +102,6 @@ class ChatCompletionsBackend(BaseModelBackend):
     @property
     def client(self) -> Any:
         """The sync SDK client: the injected one, or one built on first use."""
-        from registry.overrides import active_override
-
         override = active_override()
         if override is not None and override.client is not None:
             return override.client
@@ -120,8 +119,6 @@ class ChatCompletionsBackend(BaseModelBackend):
     @property
     def async_client(self) -> Any:
         """The async SDK client: the injected one, or one built for the running event loop."""
-        from registry.overrides import active_override
-
         override = active_override()
         if override is not None and override.async_client is not None:
             return override.async_client

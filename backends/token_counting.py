@@ -36,6 +36,11 @@ __all__ = [
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada-002")
 _REPLY_PRIMING = 3
+_SEPARATOR = "<|endoftext|>"  # a special token in both encodings
+_ALLOWED = frozenset({_SEPARATOR})
+_SHORT = 24  # strings up to this length have their counts remembered ...
+_SHORT_LIMIT = 50_000  # ... up to this many per encoding
+_SHORT_COUNTS: dict[str, dict[str, int]] = {}
 
 
 class BaseTokenCounter(ABC):
@@ -130,15 +135,47 @@ class OpenAITokenCounter(BaseTokenCounter):
         """Why the count is approximate, or ``""``."""
         return self.rules.note
 
-    def _encoder(self) -> Any:
+    def _encoding(self) -> Any:
         if self._encode is None:
-            self._encode = get_encoding(self.encoding_name, self._cache_dir).encode_ordinary
+            self._encode = get_encoding(self.encoding_name, self._cache_dir)
         return self._encode
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; special-token text is counted as plain text, never rejected."""
-        tokens: list[int] = self._encoder()(text)
+        tokens: list[int] = self._encoding().encode_ordinary(text)
         return tokens
+
+    def _count_strings(self, strings: list[str]) -> int:
+        """Sum of each string's token count, in one tokenizer call.
+
+        Short strings (roles, names, tool call ids) repeat in every conversation; their counts
+        are kept in a bounded per-encoding table. The rest are joined with ``<|endoftext|>``
+        allowed as a special token: tiktoken encodes the text between special tokens
+        independently, so the result is exactly the sum of the separate counts plus one token
+        per separator — without a call (and a GIL round trip) per string. Text that itself
+        contains the separator is counted one by one.
+        """
+        encoding = self._encoding()
+        short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
+        total = 0
+        long_strings = []
+        for text in strings:
+            if len(text) > _SHORT:
+                long_strings.append(text)
+                continue
+            count = short.get(text)
+            if count is None:
+                count = len(encoding.encode_ordinary(text))
+                if len(short) < _SHORT_LIMIT:
+                    short[text] = count
+            total += count
+        if not long_strings:
+            return total
+        joined = _SEPARATOR.join(long_strings)
+        if joined.count(_SEPARATOR) != len(long_strings) - 1:
+            return total + sum(len(encoding.encode_ordinary(text)) for text in long_strings)
+        tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
+        return total + len(tokens) - (len(long_strings) - 1)
 
     def decode(self, tokens: list[int]) -> str:
         """Text of token ids."""
@@ -151,47 +188,50 @@ class OpenAITokenCounter(BaseTokenCounter):
         tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens per the cookbook formula (see the module docstring)."""
-        encode = self._encoder()
         rules = self.rules
+        strings: list[str] = []
         total = _REPLY_PRIMING
         for message in messages:
             total += rules.tokens_per_message
             for key, value in message.items():
                 if isinstance(value, str):
-                    total += len(encode(value))
+                    strings.append(value)
+                elif key == "content" and isinstance(value, list):
+                    total += self._collect_parts(value, strings)
                 elif value is not None:
-                    total += self._count_value(key, value, encode)
+                    strings.extend(_strings(value))
                 if key == "name":
                     total += rules.tokens_per_name
         if tools:
-            total += self.count_tools(tools)
-        return total
+            total += self._collect_tools(tools, strings)
+        return total + self._count_strings(strings)
 
-    def _count_value(self, key: str, value: Any, encode: Any) -> int:
-        if key == "content" and isinstance(value, list):
-            return sum(self._count_part(part, encode) for part in value)
-        return sum(len(encode(text)) for text in _strings(value))
-
-    def _count_part(self, part: Any, encode: Any) -> int:
-        if isinstance(part, str):
-            return len(encode(part))
-        if not isinstance(part, Mapping):
-            return 0
-        kind = part.get("type")
-        if kind == "text":
-            return len(encode(str(part.get("text", ""))))
-        if kind == "image_url":
-            image = part.get("image_url") or {}
-            if isinstance(image, str):
-                return image_tokens(image, None)
-            return image_tokens(str(image.get("url", "")), image.get("detail"))
-        return sum(
-            len(encode(text)) for key, v in part.items() if key != "type" for text in _strings(v)
-        )
+    def _collect_parts(self, parts: list[Any], strings: list[str]) -> int:
+        """Add the text of content parts to ``strings``; return the image tokens."""
+        images = 0
+        for part in parts:
+            if isinstance(part, str):
+                strings.append(part)
+            elif not isinstance(part, Mapping):
+                continue
+            elif part.get("type") == "text":
+                strings.append(str(part.get("text", "")))
+            elif part.get("type") == "image_url":
+                image = part.get("image_url") or {}
+                if isinstance(image, str):
+                    images += image_tokens(image, None)
+                else:
+                    images += image_tokens(str(image.get("url", "")), image.get("detail"))
+            else:
+                strings.extend(s for key, v in part.items() if key != "type" for s in _strings(v))
+        return images
 
     def count_tools(self, tools: Iterable[Mapping[str, Any]]) -> int:
         """Tokens of tool definitions by the cookbook's function-counting constants."""
-        encode = self._encoder()
+        strings: list[str] = []
+        return self._collect_tools(tools, strings) + self._count_strings(strings)
+
+    def _collect_tools(self, tools: Iterable[Mapping[str, Any]], strings: list[str]) -> int:
         rules = self.rules
         total = 0
         any_tool = False
@@ -200,14 +240,14 @@ class OpenAITokenCounter(BaseTokenCounter):
             function = tool.get("function", tool)
             total += rules.func_init
             description = str(function.get("description", "")).removesuffix(".")
-            total += len(encode(f"{function.get('name', '')}:{description}"))
+            strings.append(f"{function.get('name', '')}:{description}")
             properties = (function.get("parameters") or {}).get("properties") or {}
-            total += self._count_properties(properties, encode)
+            total += self._collect_properties(properties, strings)
         if any_tool:
             total += rules.func_end
         return total
 
-    def _count_properties(self, properties: Mapping[str, Any], encode: Any) -> int:
+    def _collect_properties(self, properties: Mapping[str, Any], strings: list[str]) -> int:
         if not properties:
             return 0
         rules = self.rules
@@ -221,16 +261,18 @@ class OpenAITokenCounter(BaseTokenCounter):
             if "enum" in schema:
                 total += rules.enum_init
                 for item in schema["enum"]:
-                    total += rules.enum_item + len(encode(str(item)))
+                    total += rules.enum_item
+                    strings.append(str(item))
             description = str(schema.get("description", "")).removesuffix(".")
-            total += len(encode(f"{name}:{kind}:{description}"))
+            strings.append(f"{name}:{kind}:{description}")
             if kind == "object":
-                total += self._count_properties(schema.get("properties") or {}, encode)
+                total += self._collect_properties(schema.get("properties") or {}, strings)
             elif kind == "array" and isinstance(schema.get("items"), Mapping):
                 items = schema["items"]
-                total += self._count_properties(items.get("properties") or {}, encode)
+                total += self._collect_properties(items.get("properties") or {}, strings)
                 for item in items.get("enum", []):
-                    total += rules.enum_item + len(encode(str(item)))
+                    total += rules.enum_item
+                    strings.append(str(item))
         return total
 
 
@@ -266,8 +308,8 @@ class ApproximateTokenCounter(OpenAITokenCounter):
         """Always approximate."""
         return "approximate counter: about 4 characters per token, no tokenizer"
 
-    def _encoder(self) -> Any:
-        return self.encode
+    def _count_strings(self, strings: list[str]) -> int:
+        return sum(-(-len(text) // self.CHARS_PER_TOKEN) for text in strings)
 
     def encode(self, text: str) -> list[int]:
         """Pseudo-tokens: one id per 4 characters (the ids carry no meaning)."""

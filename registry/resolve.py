@@ -14,6 +14,7 @@ Precedence, highest first (each field independently; tables such as ``config`` m
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -156,6 +157,56 @@ def _merge(
 
 
 @dataclass(frozen=True)
+class _MergedTables:
+    """A model's settings tables merged (without keyword arguments), cached per Settings."""
+
+    data: dict[str, Any]
+    sources: dict[str, str]
+    ranks: dict[str, int]
+    table_count: int
+    defaults: dict[str, Any]
+    default_sources: dict[str, str]
+
+
+def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def _merged(
+    settings: Settings, name: str, env: str | None, overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, int], int, dict[str, Any], dict[str, str]]:
+    """The merged tables for ``name`` with keyword arguments applied on top (fresh copies)."""
+    key = ("merged", name, env)
+    base: _MergedTables | None = settings.memo.get(key)
+    if base is None:
+        ranks: dict[str, int] = {}
+        tables = list(_model_tables(settings, name, env))
+        data, sources = _merge(tables, ranks)
+        defaults, default_sources = _merge(list(_defaults_tables(settings, env)))
+        base = settings.memo[key] = _MergedTables(
+            data, sources, ranks, len(tables), defaults, default_sources
+        )
+    data, sources = _copy(base.data), dict(base.sources)
+    ranks = dict(base.ranks)
+    if overrides:
+        ranks = {k: rank + 1 for k, rank in ranks.items()}
+        for field, value in overrides.items():
+            current = data.get(field)
+            if isinstance(value, Mapping):
+                if isinstance(current, dict):
+                    current.update(value)
+                else:
+                    data[field] = dict(value)
+                sources.update({f"{field}.{sub}": KWARG_SOURCE for sub in value})
+            else:
+                data[field] = value
+            sources[field] = KWARG_SOURCE
+            ranks[field] = 0
+    table_count = base.table_count + (1 if overrides else 0)
+    return data, sources, ranks, table_count, _copy(base.defaults), dict(base.default_sources)
+
+
+@dataclass(frozen=True)
 class ModelNames:
     """The model names and aliases defined for one environment."""
 
@@ -175,6 +226,14 @@ class ModelNames:
 
 def model_names(settings: Settings, env: str | None) -> ModelNames:
     """Collect model names and aliases for ``env``; a clashing alias is a :class:`ConfigError`."""
+    key = ("names", env)
+    cached: ModelNames | None = settings.memo.get(key)
+    if cached is None:
+        cached = settings.memo[key] = _collect_model_names(settings, env)
+    return cached
+
+
+def _collect_model_names(settings: Settings, env: str | None) -> ModelNames:
     names: set[str] = set()
     for layer in settings.layers:
         names.update(_get(layer.data, "models") or {})
@@ -304,6 +363,7 @@ class _Substituter:
         return result, origin
 
 
+@functools.cache
 def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(
         name for name, info in model.model_fields.items() if "SecretStr" in repr(info.annotation)
@@ -383,12 +443,9 @@ def resolve(
         where = settings.label + (f" (env {env!r})" if env else "")
         raise UnknownModelError(name, names.all(), where=where)
 
-    tables = list(_model_tables(settings, canonical, env))
-    if overrides:
-        tables.insert(0, _Table(None, (), dict(overrides)))
-    ranks: dict[str, int] = {}
-    model_data, sources = _merge(tables, ranks)
-    defaults_data, default_sources = _merge(list(_defaults_tables(settings, env)))
+    model_data, sources, ranks, table_count, defaults_data, default_sources = _merged(
+        settings, canonical, env, overrides or {}
+    )
 
     backend_cls = _lookup_backend(
         catalog,
@@ -401,7 +458,7 @@ def resolve(
     # A table that sets `backend` starts afresh: another backend's fields from the tables below
     # it (e.g. Azure fields of [models.chat] when the test overlay says backend = "fake") are
     # ignored; unknown fields in that table itself or above it are errors.
-    backend_rank = ranks.get("backend", len(tables))
+    backend_rank = ranks.get("backend", table_count)
     for key in sorted(model_data):
         if key not in allowed and ranks.get(key, 0) > backend_rank:
             del model_data[key]

@@ -96,6 +96,8 @@ class Settings:
     layers: tuple[Layer, ...]
     environ: Mapping[str, str] = field(repr=False)
     dotenv_variables: Mapping[str, str] = field(repr=False)
+    #: Derived data (merged tables, name maps) cached by resolution; sources never change.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def variable(self, name: str) -> tuple[str, str] | None:
         """Look a variable up in the environment, then in ``.env``: ``(value, origin)`` or None."""

@@ -1,0 +1,64 @@
+"""Run every benchmark, print the table and write it as JSON.
+
+Usage: ``python -m benchmarks [--quick] [--only NAME ...] [--output PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._util import REPO, Figure
+
+SCRIPTS = ["cold_start", "many_models", "request_overhead", "token_counting", "resolution"]
+
+
+def _format(figure: Figure) -> str:
+    ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "-"
+    base = f"{figure.baseline:.3g} {figure.unit}" if figure.baseline is not None else "-"
+    met = {True: "yes", False: "NO", None: "-"}[figure.met]
+    return (
+        f"| {figure.name} | {figure.value:.3g} {figure.unit} | {base} | {ratio} | "
+        f"{figure.target or '-'} | {met} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (seconds, for CI)")
+    parser.add_argument("--only", nargs="*", choices=SCRIPTS, help="run only these")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "latest.json"))
+    args = parser.parse_args(argv)
+    figures: list[Figure] = []
+    for name in args.only or SCRIPTS:
+        start = time.perf_counter()
+        module = importlib.import_module(f"benchmarks.{name}")
+        figures.extend(module.run(args.quick))
+        print(f"# {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print("| figure | modelreg | baseline | ratio | target | met |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for figure in figures:
+        print(_format(figure))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps(
+            {
+                "quick": args.quick,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "figures": [f.to_dict() for f in figures],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
