@@ -5,8 +5,13 @@
 >>> reply = model.run([{"role": "user", "content": "Hello"}])
 
 Importing this package loads no ``.env``, no plugins, no network, and neither ``openai`` nor
-``tiktoken``: those happen when first needed.
+``tiktoken``; even pydantic loads only when a name in ``__all__`` that needs it is first used.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import (
     BackendError,
@@ -17,11 +22,13 @@ from registry.errors import (
     TokenizerUnavailableError,
     UnknownModelError,
 )
-from registry.factory import Explanation, ModelRegistry, create_model
-from registry.hookspecs import hookimpl
-from registry.overrides import override_clients
-from registry.settings import Settings, load_settings
-from registry.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from registry.factory import Explanation, ModelRegistry, create_model
+    from registry.hookspecs import hookimpl
+    from registry.overrides import override_clients
+    from registry.settings import Settings, load_settings
+    from registry.spec import ModelSpec
 
 __all__ = [
     "BackendError",
@@ -40,3 +47,28 @@ __all__ = [
     "load_settings",
     "override_clients",
 ]
+
+_LAZY = {
+    "Explanation": "registry.factory",
+    "ModelRegistry": "registry.factory",
+    "create_model": "registry.factory",
+    "hookimpl": "registry.hookspecs",
+    "override_clients": "registry.overrides",
+    "Settings": "registry.settings",
+    "load_settings": "registry.settings",
+    "ModelSpec": "registry.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use (PEP 562), keeping ``import registry`` cheap."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

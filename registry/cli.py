@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from registry.errors import RegistryError
-from registry.factory import ModelRegistry
-from registry.settings import load_settings
+from registry.settings import choose_env, load_settings
+
+if TYPE_CHECKING:
+    from registry.factory import ModelRegistry
 
 __all__ = ["main"]
 
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:
+    from registry.factory import ModelRegistry
+
     settings = load_settings(args.settings, dotenv_path=args.dotenv)
     return ModelRegistry(settings, env=args.env)
 
@@ -100,31 +104,41 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    """List models with backend, deployment/model and aliases."""
-    registry = _registry(args)
-    aliases = registry.aliases()
+    """List models with backend, deployment/model and aliases.
+
+    Reads the merged settings without validating them (``check`` and ``show`` validate), so it
+    starts without importing pydantic, plugins or the SDK.
+    """
+    from registry.layers import merged_tables, model_names
+
+    settings = load_settings(args.settings, dotenv_path=args.dotenv)
+    env = choose_env(settings, args.env)
+    names = model_names(settings, env)
     entries: list[dict[str, Any]] = []
-    for name in registry.names():
-        explained = registry.explain(name)
-        fields = explained.fields
-        target = fields.get("deployment") or fields.get("model")
+    for name in sorted(names.names):
+        data, _, _, _, defaults, _ = merged_tables(settings, name, env, {})
+        backend = data.get("backend", defaults.get("backend"))
+        target = data.get("deployment") or data.get("model") or defaults.get("model")
         entries.append(
             {
                 "name": name,
-                "backend": explained.backend,
-                "target": target.value if target else None,
-                "aliases": sorted(a for a, n in aliases.items() if n == name),
+                "backend": backend,
+                "target": target,
+                "aliases": sorted(a for a, n in names.aliases.items() if n == name),
             }
         )
     if args.json:
-        _print_json(
-            {"settings_file": registry.settings.label, "env": registry.env, "models": entries}, out
-        )
+        _print_json({"settings_file": settings.label, "env": env, "models": entries}, out)
         return 0
-    out.write(f"{registry.settings.label} (env: {registry.env or 'none'})\n")
+    out.write(f"{settings.label} (env: {env or 'none'})\n")
     rows = [["NAME", "BACKEND", "DEPLOYMENT/MODEL", "ALIASES"]]
     rows += [
-        [e["name"], e["backend"], str(e["target"] or "-"), ", ".join(e["aliases"]) or "-"]
+        [
+            e["name"],
+            str(e["backend"] or "-"),
+            str(e["target"] or "-"),
+            ", ".join(e["aliases"]) or "-",
+        ]
         for e in entries
     ]
     _table(rows, out)

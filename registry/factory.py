@@ -10,11 +10,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from registry.errors import ConfigError, did_you_mean
+from registry.layers import model_names
 from registry.overrides import check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
-from registry.resolve import model_names, resolve
-from registry.settings import Settings, load_settings
+from registry.resolve import resolve
+from registry.settings import Settings, choose_env, load_settings
 from registry.spec import ExplainedField, ModelSpec
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class ModelRegistry:
         self._explicit_env = env
         self._lock = threading.Lock()
         self._specs: dict[str | None, ModelSpec] = {}
-        self.env = self._choose_env(env)
+        self.env = choose_env(settings, env, from_variables=env_from_variables)
 
     @classmethod
     def from_settings(
@@ -111,31 +112,15 @@ class ModelRegistry:
         """The plugin host that backends, token counters and client providers come from."""
         return self._plugins if self._plugins is not None else get_plugin_host()
 
-    def _choose_env(self, env: str | None) -> str | None:
-        origin = "env="
-        if env is None:
-            if not self._env_from_variables:
-                return None
-            found = self._settings.variable("MODELREG_ENV")
-            if found is None or not found[0]:
-                return None
-            env, origin = found[0], found[1]
-        known = self._settings.environment_names()
-        if env not in known:
-            raise ConfigError(
-                f"environment {env!r} (from {origin}) is not defined in {self._settings.label}."
-                f"{did_you_mean(env, known)} Defined environments: "
-                f"{', '.join(known) or 'none'} (add an [environments.{env}] table)."
-            )
-        return env
-
     def reload(self) -> None:
         """Re-read the settings sources; models already created keep working unchanged."""
         settings = load_settings(self._settings.path, dotenv_path=self._settings.dotenv_path)
         with self._lock:
             self._settings = settings
             self._specs = {}
-            self.env = self._choose_env(self._explicit_env)
+            self.env = choose_env(
+                settings, self._explicit_env, from_variables=self._env_from_variables
+            )
 
     def names(self) -> list[str]:
         """Model names defined for the active environment (aliases excluded), sorted."""

@@ -2,8 +2,8 @@
 
 :func:`load_settings` finds the settings file (argument, ``MODELREG_SETTINGS``, else
 ``./settings.toml``) and the ``.env`` file (argument, ``MODELREG_DOTENV``, else ``./.env``), reads
-every source once and checks its shape. It does not merge them: :mod:`registry.resolve` applies
-the precedence per field so that each value keeps its origin.
+every source once and checks its shape. It does not merge them: resolution applies the
+precedence per field so that each value keeps its origin.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from registry.errors import ConfigError, did_you_mean
 from registry.sources import (
+    TOP_LEVEL_KEYS,
     DotEnvFileSource,
     EnvironmentSource,
-    LabelledSource,
+    Source,
     TomlFileSource,
     display_path,
     read_dotenv_variables,
@@ -30,51 +28,22 @@ from registry.sources import (
 __all__ = [
     "DEFAULT_DOTENV_FILE",
     "DEFAULT_SETTINGS_FILE",
-    "EnvironmentTable",
     "Layer",
     "Settings",
-    "SettingsSchema",
+    "choose_env",
     "load_settings",
 ]
 
 DEFAULT_SETTINGS_FILE = "settings.toml"
 DEFAULT_DOTENV_FILE = ".env"
-
-
-class EnvironmentTable(BaseModel):
-    """``[environments.<env>]``: an overlay applied when that environment is active."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    default_model: str | None = None
-    defaults: dict[str, Any] = {}
-    models: dict[str, dict[str, Any]] = {}
-
-
-class SettingsSchema(BaseSettings):
-    """The shape of a whole settings source (file, ``MODELREG_*`` variables or ``.env``).
-
-    Model tables stay plain dicts here: their fields depend on the backend and are validated at
-    resolution, against the common fields plus the fields the backend declares.
-    """
-
-    model_config = SettingsConfigDict(extra="forbid")
-
-    default_model: str | None = None
-    tiktoken_cache_dir: str | None = None
-    defaults: dict[str, Any] = {}
-    models: dict[str, dict[str, Any]] = {}
-    environments: dict[str, EnvironmentTable] = {}
-
-
-_TOP_LEVEL = frozenset(SettingsSchema.model_fields)
+_ENVIRONMENT_KEYS = frozenset({"default_model", "defaults", "models"})
 
 
 @dataclass(frozen=True)
 class Layer:
     """One source's data (already shape-checked) and how to describe its values' origins."""
 
-    source: LabelledSource
+    source: Source
     data: Mapping[str, Any]
 
     @property
@@ -121,6 +90,28 @@ class Settings:
         return sorted(names)
 
 
+def choose_env(settings: Settings, env: str | None, *, from_variables: bool = True) -> str | None:
+    """The active environment: ``env``, else ``MODELREG_ENV`` (environment, then ``.env``).
+
+    Raises:
+        ConfigError: the environment has no overlay anywhere in the settings.
+    """
+    origin = "env="
+    if env is None:
+        found = settings.variable("MODELREG_ENV") if from_variables else None
+        if found is None or not found[0]:
+            return None
+        env, origin = found[0], found[1]
+    known = settings.environment_names()
+    if env not in known:
+        raise ConfigError(
+            f"environment {env!r} (from {origin}) is not defined in {settings.label}."
+            f"{did_you_mean(env, known)} Defined environments: "
+            f"{', '.join(known) or 'none'} (add an [environments.{env}] table)."
+        )
+    return env
+
+
 def _choose_path(
     explicit: str | os.PathLike[str] | None, variable: str, default: str, *, what: str
 ) -> Path | None:
@@ -140,24 +131,57 @@ def _choose_path(
     return chosen
 
 
-def _check_shape(source: LabelledSource, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate one source against :class:`SettingsSchema`, naming the source in errors."""
-    unknown = sorted(set(data) - _TOP_LEVEL)
+def _expect_table(source: Source, path: tuple[str, ...], value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{source.describe((*path, ''))}: {'.'.join(path)} must be a table, "
+            f"not {type(value).__name__}."
+        )
+    return value
+
+
+def _expect_string(source: Source, path: tuple[str, ...], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"{source.describe(path)}: {'.'.join(path)} must be a string, "
+            f"not {type(value).__name__}."
+        )
+
+
+def _check_models(source: Source, path: tuple[str, ...], value: Any) -> None:
+    for name, table in _expect_table(source, path, value).items():
+        _expect_table(source, (*path, name), table)
+
+
+def _check_shape(source: Source) -> None:
+    """Check one source's structure; errors name the source, the path and what is expected."""
+    data = source.data
+    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
     if unknown:
         key = unknown[0]
         raise ConfigError(
             f"{source.describe((key,))}: unknown top-level key {key!r}."
-            f"{did_you_mean(key, _TOP_LEVEL)} Allowed: {', '.join(sorted(_TOP_LEVEL))}."
+            f"{did_you_mean(key, TOP_LEVEL_KEYS)} Allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}."
         )
-    try:
-        SettingsSchema.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for item in exc.errors(include_url=False, include_input=False):
-            loc = tuple(str(part) for part in item["loc"])
-            problems.append(f"{source.describe((*loc, ''))}: {'.'.join(loc)}: {item['msg']}")
-        raise ConfigError("; ".join(problems)) from None
-    return data
+    for key in ("default_model", "tiktoken_cache_dir"):
+        _expect_string(source, (key,), data.get(key))
+    _expect_table(source, ("defaults",), data.get("defaults", {}))
+    _check_models(source, ("models",), data.get("models", {}))
+    for env, overlay in _expect_table(
+        source, ("environments",), data.get("environments", {})
+    ).items():
+        path = ("environments", env)
+        overlay = _expect_table(source, path, overlay)
+        unknown = sorted(set(overlay) - _ENVIRONMENT_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{source.describe((*path, ''))}: unknown key {unknown[0]!r} in an environment."
+                f"{did_you_mean(unknown[0], _ENVIRONMENT_KEYS)} Allowed: "
+                f"{', '.join(sorted(_ENVIRONMENT_KEYS))}."
+            )
+        _expect_string(source, (*path, "default_model"), overlay.get("default_model"))
+        _expect_table(source, (*path, "defaults"), overlay.get("defaults", {}))
+        _check_models(source, (*path, "models"), overlay.get("models", {}))
 
 
 def load_settings(
@@ -180,27 +204,21 @@ def load_settings(
     dotenv_file = _choose_path(
         dotenv_path, "MODELREG_DOTENV", DEFAULT_DOTENV_FILE, what=".env file"
     )
+    environ = dict(os.environ)
+    dotenv_variables = read_dotenv_variables(dotenv_file)
 
-    sources: list[LabelledSource] = [EnvironmentSource(SettingsSchema)]
+    sources: list[Source] = [EnvironmentSource(environ)]
     if dotenv_file is not None:
-        sources.append(DotEnvFileSource(SettingsSchema, dotenv_file))
+        sources.append(DotEnvFileSource(dotenv_file, dotenv_variables))
     if settings_file is not None:
-        sources.append(TomlFileSource(SettingsSchema, settings_file))
-
-    layers = []
+        sources.append(TomlFileSource(settings_file))
     for source in sources:
-        try:
-            data = source()
-        except ConfigError:
-            raise
-        except Exception as exc:  # pydantic-settings raises SettingsError for bad JSON values
-            raise ConfigError(f"{source.describe(('',))}: cannot read: {exc}") from None
-        layers.append(Layer(source, _check_shape(source, data)))
+        _check_shape(source)
 
     return Settings(
         path=settings_file,
         dotenv_path=dotenv_file,
-        layers=tuple(layers),
-        environ=dict(os.environ),
-        dotenv_variables=read_dotenv_variables(dotenv_file),
+        layers=tuple(Layer(source, source.data) for source in sources),
+        environ=environ,
+        dotenv_variables=dotenv_variables,
     )

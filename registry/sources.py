@@ -1,38 +1,41 @@
 """Settings sources: the TOML file, ``MODELREG_*`` environment variables and ``.env``.
 
-Each source is a pydantic-settings source (so parsing of nested ``__`` names, JSON values and
-``.env`` files is the library's), extended with :meth:`describe`, which names where a value
-at a given path came from. The registry keeps the sources apart instead of letting
-pydantic-settings merge them, so that every resolved value can say which source supplied it.
+Each source turns its input into the nested shape of a settings file and can name where the
+value at a path came from (:meth:`describe`), so every resolved value keeps its origin. They are
+small on purpose: the TOML file is read with :mod:`tomllib`, ``.env`` with python-dotenv (never
+copied into ``os.environ``), and a variable ``MODELREG_A__B__C`` becomes ``{"a": {"b": {"c": v}}}``.
+No pydantic here: ``modelreg list`` must start in a fraction of pydantic's import time.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource, PydanticBaseSettingsSource
-from pydantic_settings.sources import InitSettingsSource
+from typing import Any
 
 from registry.errors import ConfigError
 
-if TYPE_CHECKING:
-    from pydantic_settings import BaseSettings
-
 __all__ = [
     "ENV_PREFIX",
+    "TOP_LEVEL_KEYS",
     "DotEnvFileSource",
     "EnvironmentSource",
-    "LabelledSource",
+    "Source",
     "TomlFileSource",
     "display_path",
     "env_name",
+    "read_dotenv_variables",
 ]
 
 ENV_PREFIX = "MODELREG_"
 _DELIMITER = "__"
+#: The keys a settings source may have at its top level.
+TOP_LEVEL_KEYS = frozenset(
+    {"default_model", "tiktoken_cache_dir", "defaults", "models", "environments"}
+)
+_TABLE_KEYS = frozenset({"defaults", "models", "environments"})
 
 
 def env_name(path: tuple[str, ...]) -> str:
@@ -48,22 +51,25 @@ def display_path(path: Path) -> str:
         return str(path.resolve())
 
 
-class LabelledSource(PydanticBaseSettingsSource):
-    """A source that can describe where the value at a path came from."""
+class Source:
+    """One source's data in the shape of a settings file, and how to name its values' origins."""
 
-    kind: str = "source"
+    kind = "source"
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
 
     def describe(self, path: tuple[str, ...]) -> str:  # pragma: no cover - overridden
         """Return a human-readable origin for the value at ``path``."""
         raise NotImplementedError
 
 
-class TomlFileSource(InitSettingsSource, LabelledSource):
-    """The settings file, read with :mod:`tomllib`; a syntax error names the file and line."""
+class TomlFileSource(Source):
+    """The settings file; a syntax error names the file and the line."""
 
     kind = "toml"
 
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.label = display_path(path)
         try:
@@ -77,56 +83,63 @@ class TomlFileSource(InitSettingsSource, LabelledSource):
             raise ConfigError(f"{self.label}: not UTF-8 text ({exc.reason}).") from None
         except OSError as exc:
             raise ConfigError(f"{self.label}: cannot read settings file: {exc.strerror}.") from None
-        super().__init__(settings_cls, data)
-
-    def __call__(self) -> dict[str, Any]:
-        """The parsed file."""
-        return dict(self.init_kwargs)
+        super().__init__(data)
 
     def describe(self, path: tuple[str, ...]) -> str:
         """Name the file and the TOML table, e.g. ``settings.toml [models.chat]``."""
         return f"{self.label} [{'.'.join(path[:-1])}]" if len(path) > 1 else self.label
 
 
-class EnvironmentSource(EnvSettingsSource, LabelledSource):
+def _nest(variables: Mapping[str, str | None], describe: Any) -> dict[str, Any]:
+    """Turn ``MODELREG_A__B=v`` variables into ``{"a": {"b": "v"}}`` (names are lower-cased)."""
+    data: dict[str, Any] = {}
+    for name in sorted(variables):
+        value = variables[name]
+        if value is None or not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split(_DELIMITER))
+        if path[0] not in TOP_LEVEL_KEYS or any(not part for part in path):
+            continue  # MODELREG_ENV, MODELREG_PLUGINS ... are not settings values
+        parsed: Any = value
+        if len(path) == 1 and path[0] in _TABLE_KEYS:
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(
+                    f"{describe(path)}: must be a JSON table, e.g. '{{\"chat\": {{...}}}}'; "
+                    f"or set single values with {env_name((*path, 'name', 'field'))}."
+                ) from None
+        table = data
+        for depth, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(
+                    f"{describe(path)} conflicts with {describe(path[: depth + 1])}: "
+                    "one sets a value where the other needs a table. Unset one of them."
+                )
+        if isinstance(table.get(path[-1]), dict):
+            raise ConfigError(
+                f"{describe(path)} conflicts with variables below it; unset one of them."
+            )
+        table[path[-1]] = parsed
+    return data
+
+
+class EnvironmentSource(Source):
     """``MODELREG_*`` variables of the process environment, nested with ``__``."""
 
     kind = "env"
 
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls, env_prefix=ENV_PREFIX, env_nested_delimiter=_DELIMITER)
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(_nest(environ, self.describe))
 
     def describe(self, path: tuple[str, ...]) -> str:
         """Name the variable, e.g. ``env MODELREG_MODELS__CHAT__DEPLOYMENT``."""
         return f"env {env_name(path)}"
 
 
-class DotEnvFileSource(DotEnvSettingsSource, LabelledSource):
-    """``MODELREG_*`` names in a ``.env`` file, read by python-dotenv, never put in os.environ."""
-
-    kind = "dotenv"
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        self.path = path
-        self.label = display_path(path)
-        super().__init__(
-            settings_cls, env_file=path, env_prefix=ENV_PREFIX, env_nested_delimiter=_DELIMITER
-        )
-
-    def __call__(self) -> dict[str, Any]:
-        """The settings-shaped ``MODELREG_*`` names of the file."""
-        # Other names in .env (AZURE_OPENAI_API_KEY, ...) are not settings fields; they are
-        # read separately as variables for ${VAR} and the backends' conventional fallbacks.
-        fields = self.settings_cls.model_fields
-        return {key: value for key, value in super().__call__().items() if key in fields}
-
-    def describe(self, path: tuple[str, ...]) -> str:
-        """Name the file and the variable, e.g. ``.env (MODELREG_MODELS__CHAT__API_KEY)``."""
-        return f"{self.label} ({env_name(path)})"
-
-
 def read_dotenv_variables(path: Path | None) -> dict[str, str]:
-    """Return every variable of a ``.env`` file (empty when there is none), without os.environ."""
+    """Every variable of a ``.env`` file (empty when there is none), never put in os.environ."""
     if path is None or not path.is_file():
         return {}
     from dotenv import dotenv_values
@@ -134,6 +147,16 @@ def read_dotenv_variables(path: Path | None) -> dict[str, str]:
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
-def environ_snapshot() -> dict[str, str]:
-    """Copy of the process environment, taken once per settings load."""
-    return dict(os.environ)
+class DotEnvFileSource(Source):
+    """``MODELREG_*`` names in a ``.env`` file (other names serve ``${VAR}`` and fallbacks)."""
+
+    kind = "dotenv"
+
+    def __init__(self, path: Path, variables: Mapping[str, str]) -> None:
+        self.path = path
+        self.label = display_path(path)
+        super().__init__(_nest(variables, self.describe))
+
+    def describe(self, path: tuple[str, ...]) -> str:
+        """Name the file and the variable, e.g. ``.env (MODELREG_MODELS__CHAT__API_KEY)``."""
+        return f"{self.label} ({env_name(path)})"

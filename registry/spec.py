@@ -8,10 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["BUILTIN_SOURCE", "KWARG_SOURCE", "CommonFields", "ExplainedField", "ModelSpec"]
+from registry.layers import BUILTIN_SOURCE, KWARG_SOURCE
 
-BUILTIN_SOURCE = "built-in default"
-KWARG_SOURCE = "keyword argument"
+__all__ = ["BUILTIN_SOURCE", "KWARG_SOURCE", "CommonFields", "ExplainedField", "ModelSpec"]
 
 
 class CommonFields(BaseModel):

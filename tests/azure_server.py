@@ -186,6 +186,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     owner: AzureServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (resets, timeouts in the fault tests) are expected; stay quiet."""
+        return
+
 
 class AzureServer:
     """The loopback server; ``base_url`` is ``http://127.0.0.1:PORT``."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
+from pathlib import Path
 
 import registry
 
@@ -21,7 +23,7 @@ def test_import_registry_loads_no_sdk_tokenizer_or_plugins() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_create_model_does_not_import_openai(tmp_path: object) -> None:
+def test_create_model_does_not_import_openai(tmp_path: Path) -> None:
     code = (
         "import sys, pathlib;"
         "pathlib.Path('settings.toml').write_text('[models.m]\\nbackend = \"azure\"\\n"
@@ -39,19 +41,26 @@ def test_create_model_does_not_import_openai(tmp_path: object) -> None:
 
 def test_all_is_sorted_and_complete() -> None:
     assert registry.__all__ == sorted(registry.__all__)
-    public = {name for name in vars(registry) if not name.startswith("_")}
-    modules = {
-        "errors",
-        "factory",
-        "hookspecs",
-        "overrides",
-        "settings",
-        "spec",
-        "sources",
-        "resolve",
-        "plugins",
-        "pools",
-        "cli",
-        "checks",
+    for name in registry.__all__:
+        assert getattr(registry, name) is not None
+    helpers = {"annotations", "importlib", "TYPE_CHECKING", "Any"}
+    public = {
+        name
+        for name in dir(registry)
+        if not name.startswith("_") and not isinstance(getattr(registry, name), types.ModuleType)
     }
-    assert public - modules == set(registry.__all__)
+    assert public - helpers == set(registry.__all__)
+
+
+def test_list_command_imports_no_pydantic(tmp_path: Path) -> None:
+    """`modelreg list` must start fast: no pydantic, plugins, SDK or tokenizer."""
+    (tmp_path / "settings.toml").write_text('[models.m]\nbackend = "azure"\ndeployment = "d"\n')
+    code = (
+        "import sys, io; from registry.cli import main;"
+        "rc = main(['list'], io.StringIO());"
+        "print(rc, [m for m in ('pydantic', 'openai', 'tiktoken', 'pluggy') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(tmp_path)
+    )
+    assert result.stdout.strip() == "0 []"
