@@ -153,6 +153,18 @@ class ChatCompletionsBackend(BaseModelBackend):
     def _context(self) -> str:
         return f"model {self.name!r}, deployment {self.model_type!r}"
 
+    def _method(self, completions: Any, name: str) -> Any:
+        """``completions.<name>``, or a BackendError saying the injected client lacks it."""
+        method = getattr(completions, name, None)
+        if not callable(method):
+            raise BackendError(
+                f"model {self.name!r}: its client has no chat.completions.{name}(), needed for "
+                f"{'a response_format model' if name != 'create' else 'requests'}"
+                f"{' with streaming' if name == 'stream' else ''}. Use a client with the openai "
+                "SDK's methods, or call without response_format."
+            )
+        return method
+
     def _prepare(
         self,
         response_format: type[BaseModel] | dict[str, Any] | None,
@@ -183,16 +195,17 @@ class ChatCompletionsBackend(BaseModelBackend):
         completions = self.client.chat.completions
         try:
             if parsed_format is None:
-                return completions.create(messages=messages, model=self.model_type, **request)
+                create = self._method(completions, "create")
+                return create(messages=messages, model=self.model_type, **request)
             if request.pop("stream", False):
-                return completions.stream(
+                return self._method(completions, "stream")(
                     messages=messages,
                     model=self.model_type,
                     response_format=parsed_format,
                     **request,
                 )
             request.pop("stream_options", None)
-            return completions.parse(
+            return self._method(completions, "parse")(
                 messages=messages, model=self.model_type, response_format=parsed_format, **request
             )
         except Exception as exc:
@@ -209,16 +222,17 @@ class ChatCompletionsBackend(BaseModelBackend):
         completions = self.async_client.chat.completions
         try:
             if parsed_format is None:
-                return await completions.create(messages=messages, model=self.model_type, **request)
+                create = self._method(completions, "create")
+                return await create(messages=messages, model=self.model_type, **request)
             if request.pop("stream", False):
-                return completions.stream(
+                return self._method(completions, "stream")(
                     messages=messages,
                     model=self.model_type,
                     response_format=parsed_format,
                     **request,
                 )
             request.pop("stream_options", None)
-            return await completions.parse(
+            return await self._method(completions, "parse")(
                 messages=messages, model=self.model_type, response_format=parsed_format, **request
             )
         except Exception as exc:

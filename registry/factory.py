@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from registry.errors import ConfigError, did_you_mean
 from registry.layers import model_names
-from registry.overrides import check_client
+from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
 from registry.resolve import resolve
@@ -165,6 +165,11 @@ class ModelRegistry:
         field_overrides, runtime = _split_overrides(overrides)
         spec = self.resolve(name, **field_overrides)
         backend_cls = self.plugins.backend(spec.backend)
+        override = active_override()
+        if override is not None:  # models created inside override_clients() keep its clients
+            for side in ("client", "async_client"):
+                if getattr(override, side) is not None:
+                    runtime.setdefault(side, getattr(override, side))
         self._add_provider_clients(spec, runtime)
         for side in ("client", "async_client"):
             if side in runtime:
