@@ -232,6 +232,10 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return None
 
     @property
+    def _renews_credentials(self) -> bool:
+        return self.azure_ad_token_provider is not None
+
+    @property
     def pool_key(self) -> str:
         """Models on the same endpoint share one HTTP connection pool."""
         return self.url or "default"
@@ -313,6 +317,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         )
         model._token_counter_factory = context.token_counter_factory
         model._use_http_clients(context.http_clients)
+        model.sources = spec.sources
         return model
 
     def __repr__(self) -> str:

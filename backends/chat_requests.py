@@ -14,9 +14,12 @@ HTTP clients; a ``client``/``async_client`` given by the caller is used as-is fo
 
 from __future__ import annotations
 
+import inspect
+import json
+import logging
 import threading
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["ChatCompletionsBackend", "annotate_sdk_error"]
 
 _TOOL_KEYS = ("tools", "tool_choice", "parallel_tool_calls")
+logger = logging.getLogger("modelreg")
 
 
 def annotate_sdk_error(exc: BaseException, context: str) -> None:
@@ -78,6 +82,8 @@ class ChatCompletionsBackend(BaseModelBackend):
         self._async_clients: tuple[Any, Any] | None = None  # (event loop, client)
         self._lock = threading.Lock()
         self._http_clients: HttpClientSource | None = None
+        #: Where each setting came from (set by the registry), for error messages.
+        self.sources: Mapping[str, str] = {}
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -185,6 +191,38 @@ class ChatCompletionsBackend(BaseModelBackend):
             return request, None
         return request, chosen
 
+    def _call(self, completions: Any, messages: Messages, request: dict[str, Any], rf: Any) -> Any:
+        """One SDK call (a coroutine for the async client's create/parse)."""
+        if rf is None:
+            return self._method(completions, "create")(
+                messages=messages, model=self.model_type, **request
+            )
+        if request.pop("stream", False):
+            return self._method(completions, "stream")(
+                messages=messages, model=self.model_type, response_format=rf, **request
+            )
+        request.pop("stream_options", None)
+        return self._method(completions, "parse")(
+            messages=messages, model=self.model_type, response_format=rf, **request
+        )
+
+    @property
+    def _renews_credentials(self) -> bool:
+        """Whether a 401 is worth one more attempt (a token provider gives a fresh token)."""
+        return False
+
+    def _retry_auth(self, exc: Exception, attempt: int) -> bool:
+        if (
+            attempt == 0
+            and self._renews_credentials
+            and type(exc).__name__ == "AuthenticationError"
+        ):
+            logger.debug(
+                "model %r: 401 with a token provider; retrying with a fresh token", self.name
+            )
+            return True
+        return False
+
     def _run(
         self,
         messages: Messages,
@@ -192,25 +230,17 @@ class ChatCompletionsBackend(BaseModelBackend):
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
         request, parsed_format = self._prepare(response_format, tools)
-        completions = self.client.chat.completions
-        try:
-            if parsed_format is None:
-                create = self._method(completions, "create")
-                return create(messages=messages, model=self.model_type, **request)
-            if request.pop("stream", False):
-                return self._method(completions, "stream")(
-                    messages=messages,
-                    model=self.model_type,
-                    response_format=parsed_format,
-                    **request,
+        for attempt in (0, 1):
+            try:
+                completions = self.client.chat.completions
+                return self._guard_stream(
+                    self._call(completions, messages, dict(request), parsed_format)
                 )
-            request.pop("stream_options", None)
-            return self._method(completions, "parse")(
-                messages=messages, model=self.model_type, response_format=parsed_format, **request
-            )
-        except Exception as exc:
-            annotate_sdk_error(exc, self._context())
-            raise
+            except Exception as exc:
+                if self._retry_auth(exc, attempt):
+                    continue
+                raise self._annotate(exc) from exc.__cause__
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _arun(
         self,
@@ -219,25 +249,60 @@ class ChatCompletionsBackend(BaseModelBackend):
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
         request, parsed_format = self._prepare(response_format, tools)
-        completions = self.async_client.chat.completions
-        try:
-            if parsed_format is None:
-                create = self._method(completions, "create")
-                return await create(messages=messages, model=self.model_type, **request)
-            if request.pop("stream", False):
-                return self._method(completions, "stream")(
-                    messages=messages,
-                    model=self.model_type,
-                    response_format=parsed_format,
-                    **request,
-                )
-            request.pop("stream_options", None)
-            return await self._method(completions, "parse")(
-                messages=messages, model=self.model_type, response_format=parsed_format, **request
+        for attempt in (0, 1):
+            try:
+                completions = self.async_client.chat.completions
+                result = self._call(completions, messages, dict(request), parsed_format)
+                if inspect.isawaitable(result):
+                    result = await result
+                return self._guard_stream(result)
+            except Exception as exc:
+                if self._retry_auth(exc, attempt):
+                    continue
+                raise self._annotate(exc) from exc.__cause__
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _annotate(self, exc: Exception) -> Exception:
+        """Add the model (and, for a missing deployment, where its name came from) to an error."""
+        if isinstance(exc, json.JSONDecodeError):
+            return BackendError(
+                f"[{self._context()}] the server's response is not valid JSON ({exc.msg} at "
+                f"character {exc.pos}); is the endpoint an OpenAI-compatible API?"
             )
+        context = self._context()
+        if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
+            origin = self.sources.get("deployment", "the constructor")
+            endpoint = getattr(self, "url", None) or "the endpoint"
+            context += (
+                f". Check `deployment` (from {origin}): no deployment of that name exists "
+                f"on {endpoint}"
+            )
+        annotate_sdk_error(exc, context)
+        return exc
+
+    def _guard_stream(self, result: Any) -> Any:
+        """Errors while iterating an SDK stream get the same context as request errors."""
+        iterator = getattr(result, "_iterator", None)
+        if iterator is None or not type(result).__module__.startswith("openai"):
+            return result
+        if hasattr(iterator, "__anext__"):
+            result._iterator = self._guarded_async(iterator)
+        else:
+            result._iterator = self._guarded_sync(iterator)
+        return result
+
+    def _guarded_sync(self, iterator: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from iterator
         except Exception as exc:
-            annotate_sdk_error(exc, self._context())
-            raise
+            raise self._annotate(exc) from exc.__cause__
+
+    async def _guarded_async(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        try:
+            async for item in iterator:
+                yield item
+        except Exception as exc:
+            raise self._annotate(exc) from exc.__cause__
 
     def _missing_side(self, side: str, problem: str) -> BackendError:
         other = "client" if side == "async" else "async_client"

@@ -175,6 +175,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         )
         model._token_counter_factory = context.token_counter_factory
         model._use_http_clients(context.http_clients)
+        model.sources = spec.sources
         return model
 
     def __repr__(self) -> str:
