@@ -15,6 +15,7 @@ Differences from CAMEL, on purpose:
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -39,6 +40,7 @@ AZURE_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
     "azure_ad_token": ("AZURE_AD_TOKEN", "AZURE_OPENAI_AD_TOKEN"),
     "api_key": ("AZURE_OPENAI_API_KEY",),
 }
+logger = logging.getLogger("modelreg")
 #: Credentials in the order one is chosen; setting any one explicitly ignores the others' vars.
 AUTH_FIELDS = ("azure_ad_token_provider", "azure_ad_token", "api_key")
 
@@ -202,6 +204,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         self.azure_ad_token_provider = provider
         self._azure_ad_token = azure_ad_token if provider is None else None
         self._api_key = api_key if provider is None and azure_ad_token is None else None
+        logger.debug("model %r: auth mode %s", self.name, self.auth_mode)
 
     @property
     def auth_mode(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ _RUNTIME_ALWAYS = frozenset({"client", "async_client"})
 _RUNTIME_IF_OBJECT = frozenset({"azure_ad_token_provider", "token_counter"})
 
 _shared_pool = HttpClientPool()
+logger = logging.getLogger("modelreg")
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,14 @@ class ModelRegistry:
             token_counter_factory=self._token_counter_factory(spec),
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
+        logger.debug(
+            "created model %r (backend %r, env %r) from %s; runtime objects: %s",
+            spec.name,
+            spec.backend,
+            spec.env,
+            self._settings.label,
+            sorted(runtime) or "none",
+        )
         return model
 
     def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:
