@@ -213,6 +213,11 @@ def resolve(
                 'or add default_model = "<name>" at the top of the settings file.'
             )
         name = found[0]
+        if names.canonical(name) is None:
+            raise ConfigError(
+                f"default_model {name!r} ({found[1]}) is not a model or alias."
+                f"{did_you_mean(name, names.all())} Known: {', '.join(names.all()) or 'none'}."
+            )
     canonical = names.canonical(name)
     if canonical is None:
         where = settings.label + (f" (env {env!r})" if env else "")
