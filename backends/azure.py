@@ -121,6 +121,8 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         client: a custom sync client (e.g. an RL framework's), used as-is.
         async_client: a custom async client, used as-is; each side is independent.
         azure_deployment_name: deprecated and ignored (``DeprecationWarning``).
+        async_azure_ad_token_provider: used instead of ``azure_ad_token_provider`` by the async
+            client (e.g. an ``azure.identity.aio`` credential's provider).
         name: the registry name of the model (for messages).
         base_model: the base model (picks the tokenizer), e.g. ``gpt-4o`` for any deployment.
         **kwargs: passed to the SDK client's constructor; ignored for an injected client.
@@ -148,6 +150,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         *,
         name: str | None = None,
         base_model: str | None = None,
+        async_azure_ad_token_provider: Callable[[], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if azure_deployment_name is not None:
@@ -177,6 +180,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             client_kwargs=kwargs,
         )
         self._choose_auth(_secret(api_key), _secret(azure_ad_token), azure_ad_token_provider)
+        self.async_azure_ad_token_provider = async_azure_ad_token_provider
         try:
             self.url = check_endpoint_url(
                 url or _from_env(*AZURE_ENV_FALLBACKS["endpoint"]), field="url"
@@ -249,6 +253,8 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         if problem:
             raise self._missing_side(side, problem)
         provider = self.azure_ad_token_provider
+        if is_async and provider is not None and self.async_azure_ad_token_provider is not None:
+            provider = self.async_azure_ad_token_provider
         if provider is not None and not is_async and inspect.iscoroutinefunction(provider):
             raise self._missing_side(
                 side, "azure_ad_token_provider is async; the sync client needs a sync provider"
@@ -297,10 +303,13 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         assert isinstance(options, AzureSettings)
         runtime = context.runtime
         provider = runtime.get("azure_ad_token_provider")
+        async_provider = None
         if provider is None and options.azure_ad_token_provider is not None:
-            from backends.token_providers import named_token_provider
+            from backends.token_providers import named_token_providers
 
-            provider = named_token_provider(options.azure_ad_token_provider, spec.name)
+            provider, async_provider = named_token_providers(
+                options.azure_ad_token_provider, spec.name
+            )
         model = cls(
             options.deployment,
             spec.config,
@@ -316,6 +325,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             async_client=runtime.get("async_client"),
             name=spec.name,
             base_model=spec.common.model,
+            async_azure_ad_token_provider=async_provider,
             **options.client_kwargs,
         )
         model._token_counter_factory = context.token_counter_factory

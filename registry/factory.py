@@ -84,14 +84,15 @@ class ModelRegistry:
         pool: HttpClientPool | None = None,
         env_from_variables: bool = True,
     ) -> None:
-        self._settings = settings
         self._env_from_variables = env_from_variables
         self._plugins = plugins
         self._pool = pool if pool is not None else HttpClientPool()
         self._explicit_env = env
         self._lock = threading.Lock()
-        self._specs: dict[str | None, ModelSpec] = {}
-        self.env = choose_env(settings, env, from_variables=env_from_variables)
+        # Settings and environment change together (reload), so they live in one tuple that is
+        # replaced atomically; resolved specs are cached on the Settings object itself, so a
+        # resolution racing a reload can never cache an old spec under the new settings.
+        self._state = (settings, choose_env(settings, env, from_variables=env_from_variables))
 
     @classmethod
     def from_settings(
@@ -107,7 +108,12 @@ class ModelRegistry:
     @property
     def settings(self) -> Settings:
         """The loaded settings sources."""
-        return self._settings
+        return self._state[0]
+
+    @property
+    def env(self) -> str | None:
+        """The active environment, or None."""
+        return self._state[1]
 
     @property
     def plugins(self) -> PluginHost:
@@ -116,31 +122,33 @@ class ModelRegistry:
 
     def reload(self) -> None:
         """Re-read the settings sources; models already created keep working unchanged."""
-        settings = load_settings(self._settings.path, dotenv_path=self._settings.dotenv_path)
+        current = self._state[0]
+        settings = load_settings(current.path, dotenv_path=current.dotenv_path)
+        env = choose_env(settings, self._explicit_env, from_variables=self._env_from_variables)
         with self._lock:
-            self._settings = settings
-            self._specs = {}
-            self.env = choose_env(
-                settings, self._explicit_env, from_variables=self._env_from_variables
-            )
+            self._state = (settings, env)
 
     def names(self) -> list[str]:
         """Model names defined for the active environment (aliases excluded), sorted."""
-        return sorted(model_names(self._settings, self.env).names)
+        settings, env = self._state
+        return sorted(model_names(settings, env).names)
 
     def aliases(self) -> dict[str, str]:
         """Alias → model name for the active environment."""
-        return dict(model_names(self._settings, self.env).aliases)
+        settings, env = self._state
+        return dict(model_names(settings, env).aliases)
 
     def resolve(self, name: str | None = None, **overrides: Any) -> ModelSpec:
         """Resolve a name or alias (None: ``default_model``) to a validated :class:`ModelSpec`."""
+        settings, env = self._state
+        key = ("spec", name, env)
         if not overrides:
-            cached = self._specs.get(name)
+            cached: ModelSpec | None = settings.memo.get(key)
             if cached is not None:
                 return cached
-        spec, _ = resolve(self._settings, self.plugins, name, env=self.env, overrides=overrides)
+        spec, _ = resolve(settings, self.plugins, name, env=env, overrides=overrides)
         if not overrides:
-            self._specs[name] = spec
+            settings.memo[key] = spec
         return spec
 
     def explain(self, name: str | None = None) -> Explanation:
@@ -148,13 +156,14 @@ class ModelRegistry:
 
         An unset ``${VAR}`` does not raise here: the field is shown as unset with the variable.
         """
-        spec, unset = resolve(self._settings, self.plugins, name, env=self.env, strict=False)
+        settings, env = self._state
+        spec, unset = resolve(settings, self.plugins, name, env=env, strict=False)
         fields = spec.explain()
         for key, variable in unset.items():
             fields[key] = ExplainedField(
                 None, spec.sources.get(key, ""), note=f"${{{variable}}} is not set"
             )
-        return Explanation(spec.name, spec.env, spec.backend, self._settings.label, fields)
+        return Explanation(spec.name, spec.env, spec.backend, settings.label, fields)
 
     def create(self, name: str | None = None, **overrides: Any) -> BaseModelBackend:
         """Build the backend for ``name``; keyword arguments override any settings field.
@@ -187,7 +196,7 @@ class ModelRegistry:
             spec.name,
             spec.backend,
             spec.env,
-            self._settings.label,
+            self.settings.label,
             sorted(runtime) or "none",
         )
         return model
@@ -237,7 +246,7 @@ class ModelRegistry:
         return build
 
     def _settings_value(self, key: str) -> Any:
-        for layer in self._settings.layers:
+        for layer in self.settings.layers:
             if layer.data.get(key) is not None:
                 return layer.data[key]
         return None
@@ -273,7 +282,7 @@ class ModelRegistry:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"ModelRegistry(settings={self._settings.label!r}, env={self.env!r})"
+        return f"ModelRegistry(settings={self.settings.label!r}, env={self.env!r})"
 
 
 def create_model(

@@ -8,6 +8,7 @@ on first request (importing the SDK only then) and released by :meth:`close` / :
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from typing import Any
@@ -68,6 +69,12 @@ class HttpClientPool:
             clients, self._sync = list(self._sync.values()), {}
         for client in clients:
             client.close()
+
+    def __del__(self) -> None:
+        # A registry dropped without close(): release the sync pools' sockets (async clients
+        # need their event loop, which may be gone; the SDK warns about those itself).
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
 
     async def aclose(self) -> None:
         """Close every client: the async ones of the running loop, and the sync ones."""

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ def planted(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
     server: AzureServer,
-) -> ModelRegistry:
+) -> Iterator[ModelRegistry]:
     server.api_keys = set(SECRETS.values())
     url = server.base_url
     write_settings(
@@ -72,7 +72,8 @@ def planted(
     monkeypatch.setenv("MODELREG_MODELS__FROM_ENV__API_KEY", SECRETS["modelreg_env"])
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", SECRETS["camel_key"])
     monkeypatch.setenv("AZURE_AD_TOKEN", SECRETS["camel_token"])
-    return ModelRegistry.from_settings()
+    with ModelRegistry.from_settings() as registry:
+        yield registry
 
 
 def assert_clean(text: str, where: str) -> None:
