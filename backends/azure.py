@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from backends.base import BackendSettings, BuildContext
 from backends.chat_requests import ChatCompletionsBackend
@@ -67,7 +67,7 @@ class AzureSettings(BackendSettings):
     api_key: SecretStr | None = None
     azure_ad_token: SecretStr | None = None
     azure_ad_token_provider: str | None = None
-    client_kwargs: dict[str, Any] = {}
+    client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("endpoint")
     @classmethod

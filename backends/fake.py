@@ -205,25 +205,23 @@ class FakeModel(BaseModelBackend):
             completion = _parsed(completion, rf)
         return completion
 
-    def _run(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
+    def _result(self, messages: Messages, response_format: Any, tools: Any, stream_of: Any) -> Any:
+        """A completion, or (streaming) ``stream_of(chunks)`` or a stream manager."""
         completion = self._respond(messages, response_format, tools)
         if not self.stream:
             return completion
         chunks = self._chunks(completion)
         if hasattr(completion.choices[0].message, "parsed"):
             return _FakeStreamManager(chunks, completion)
-        return iter(chunks)
+        return stream_of(chunks)
+
+    def _run(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
+        return self._result(messages, response_format, tools, iter)
 
     async def _arun(
         self, messages: Messages, response_format: Any = None, tools: Any = None
     ) -> Any:
-        completion = self._respond(messages, response_format, tools)
-        if not self.stream:
-            return completion
-        chunks = self._chunks(completion)
-        if hasattr(completion.choices[0].message, "parsed"):
-            return _FakeStreamManager(chunks, completion)
-        return _aiter(chunks)
+        return self._result(messages, response_format, tools, _aiter)
 
 
 def _parsed(completion: Any, model: type[BaseModel]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from backends.azure import check_endpoint_url
 from backends.base import BackendSettings, BuildContext
@@ -40,7 +40,7 @@ class OpenAISettings(BackendSettings):
     api_key: SecretStr | None = None
     organization: str | None = None
     project: str | None = None
-    client_kwargs: dict[str, Any] = {}
+    client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
     @classmethod

@@ -191,14 +191,15 @@ class ModelRegistry:
             token_counter_factory=self._token_counter_factory(spec),
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
-        logger.debug(
-            "created model %r (backend %r, env %r) from %s; runtime objects: %s",
-            spec.name,
-            spec.backend,
-            spec.env,
-            self.settings.label,
-            sorted(runtime) or "none",
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "created model %r (backend %r, env %r) from %s; runtime objects: %s",
+                spec.name,
+                spec.backend,
+                spec.env,
+                self.settings.label,
+                sorted(runtime) or "none",
+            )
         return model
 
     def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:

@@ -139,6 +139,12 @@ class _Substituter:
 
 
 @functools.cache
+def _allowed_fields(settings_model: type[BaseModel]) -> frozenset[str]:
+    """Common fields plus the backend's own."""
+    return COMMON_FIELD_NAMES | frozenset(settings_model.model_fields)
+
+
+@functools.cache
 def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(
         name for name, info in model.model_fields.items() if "SecretStr" in repr(info.annotation)
@@ -233,17 +239,17 @@ def resolve(
         model_data.get("backend", defaults_data.get("backend")),
         sources.get("backend", default_sources.get("backend", "")),
     )
-    allowed = COMMON_FIELD_NAMES | set(backend_cls.settings_model.model_fields)
+    allowed = _allowed_fields(backend_cls.settings_model)
 
     # A table that sets `backend` starts afresh: another backend's fields from the tables below
     # it (e.g. Azure fields of [models.chat] when the test overlay says backend = "fake") are
     # ignored; unknown fields in that table itself or above it are errors.
     backend_rank = ranks.get("backend", table_count)
-    for key in sorted(model_data):
-        if key not in allowed and ranks.get(key, 0) > backend_rank:
+    for key in sorted(model_data.keys() - allowed):
+        if ranks.get(key, 0) > backend_rank:
             del model_data[key]
             sources.pop(key, None)
-        elif key not in allowed:
+        else:
             raise ConfigError(
                 f"model {canonical!r} ({sources[key]}): unknown field {key!r}."
                 f"{did_you_mean(key, allowed)} Fields for backend "

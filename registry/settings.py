@@ -8,6 +8,7 @@ precedence per field so that each value keeps its origin.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class Settings:
             return self.dotenv_variables[name], f"{label} ({name})"
         return None
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """The settings file as shown to users, or a note that there is none."""
         return display_path(self.path) if self.path else "(no settings file)"

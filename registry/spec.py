@@ -20,8 +20,8 @@ class CommonFields(BaseModel):
 
     backend: str
     model: str | None = Field(None, description="base model: picks the tokenizer")
-    aliases: list[str] = []
-    config: dict[str, Any] = {}
+    aliases: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
     timeout: float = Field(180.0, gt=0, description="seconds per request")
     max_retries: int = Field(3, ge=0, le=100)
     token_counter: str | None = None
