@@ -35,6 +35,7 @@ __all__ = ["ChatCompletionsBackend", "annotate_sdk_error"]
 
 _TOOL_KEYS = ("tools", "tool_choice", "parallel_tool_calls")
 logger = logging.getLogger("modelreg")
+_SDK_STREAMS = frozenset({"Stream", "AsyncStream"})
 
 
 def annotate_sdk_error(exc: BaseException, context: str) -> None:
@@ -282,8 +283,10 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     def _guard_stream(self, result: Any) -> Any:
         """Errors while iterating an SDK stream get the same context as request errors."""
+        if type(result).__name__ not in _SDK_STREAMS:  # cheap check: attribute misses on
+            return result  # pydantic models cost microseconds
         iterator = getattr(result, "_iterator", None)
-        if iterator is None or not type(result).__module__.startswith("openai"):
+        if iterator is None:
             return result
         if hasattr(iterator, "__anext__"):
             result._iterator = self._guarded_async(iterator)

@@ -27,9 +27,13 @@ class Figure:
     baseline_label: str = ""
     target: str = ""
     met: bool | None = None
+    #: When set, the ratio measured pairwise (adjacent blocks), more robust than value/baseline.
+    paired_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.baseline in (None, 0):
             return None
         return self.value / self.baseline  # type: ignore[operator]
