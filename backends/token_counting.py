@@ -169,6 +169,12 @@ class OpenAITokenCounter(BaseTokenCounter):
                 if len(short) < _SHORT_LIMIT:
                     short[text] = count
             total += count
+        return total + self._count_long(long_strings)
+
+    def _count_long(self, long_strings: list[str]) -> int:
+        """Sum of the counts of ``long_strings``, in one call (see :meth:`_count_strings`)."""
+        encoding = self._encoding()
+        total = 0
         if not long_strings:
             return total
         joined = _SEPARATOR.join(long_strings)
@@ -188,23 +194,38 @@ class OpenAITokenCounter(BaseTokenCounter):
         tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens per the cookbook formula (see the module docstring)."""
+        # The hot path of agent loops, written as comprehensions (each Python-level step per
+        # message costs about as much as tokenizing its text): plain string values split into
+        # short ones (cached counts) and long ones (one tokenizer call); anything else -
+        # content parts, tool calls, None - takes the general path.
         rules = self.rules
-        strings: list[str] = []
-        total = _REPLY_PRIMING
-        for message in messages:
-            total += rules.tokens_per_message
-            for key, value in message.items():
-                if isinstance(value, str):
-                    strings.append(value)
-                elif key == "content" and isinstance(value, list):
-                    total += self._collect_parts(value, strings)
-                elif value is not None:
-                    strings.extend(_strings(value))
-                if key == "name":
-                    total += rules.tokens_per_name
+        messages = messages if isinstance(messages, list) else list(messages)
+        values = [value for message in messages for value in message.values()]
+        strings = [value for value in values if type(value) is str]
+        total = _REPLY_PRIMING + rules.tokens_per_message * len(messages)
+        total += rules.tokens_per_name * len([1 for message in messages if "name" in message])
+        other: list[str] = []
+        if len(strings) != len(values):
+            for message in messages:
+                for key, value in message.items():
+                    if type(value) is str or value is None:
+                        continue
+                    if key == "content" and isinstance(value, list):
+                        total += self._collect_parts(value, other)
+                    else:
+                        other.extend(_strings(value))
         if tools:
-            total += self._collect_tools(tools, strings)
-        return total + self._count_strings(strings)
+            total += self._collect_tools(tools, other)
+        # Known short strings (roles, names) are counted from the table at C speed; the rest
+        # (long text, and short strings seen for the first time) go to the tokenizer.
+        short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
+        known = list(map(short.get, strings))
+        total += sum(filter(None, known))
+        rest = [text for text, count in zip(strings, known, strict=True) if count is None]
+        long_strings = [text for text in rest if len(text) > _SHORT]
+        if len(long_strings) != len(rest):
+            other.extend(text for text in rest if len(text) <= _SHORT)
+        return total + self._count_long(long_strings) + self._count_strings(other)
 
     def _collect_parts(self, parts: list[Any], strings: list[str]) -> int:
         """Add the text of content parts to ``strings``; return the image tokens."""
@@ -310,6 +331,9 @@ class ApproximateTokenCounter(OpenAITokenCounter):
 
     def _count_strings(self, strings: list[str]) -> int:
         return sum(-(-len(text) // self.CHARS_PER_TOKEN) for text in strings)
+
+    def _count_long(self, long_strings: list[str]) -> int:
+        return self._count_strings(long_strings)
 
     def encode(self, text: str) -> list[int]:
         """Pseudo-tokens: one id per 4 characters (the ids carry no meaning)."""

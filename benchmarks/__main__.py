@@ -19,7 +19,7 @@ SCRIPTS = ["cold_start", "many_models", "request_overhead", "token_counting", "r
 
 
 def _format(figure: Figure) -> str:
-    ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "-"
+    ratio = f"{figure.ratio:.3g}x" if figure.ratio is not None else "-"
     base = f"{figure.baseline:.3g} {figure.unit}" if figure.baseline is not None else "-"
     met = {True: "yes", False: "NO", None: "-"}[figure.met]
     return (

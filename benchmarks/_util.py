@@ -34,9 +34,9 @@ class Figure:
     def ratio(self) -> float | None:
         if self.paired_ratio is not None:
             return self.paired_ratio
-        if self.baseline in (None, 0):
+        if not self.baseline:
             return None
-        return self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,3 +82,25 @@ def wall_time(
         command, cwd=str(cwd or REPO), env=env, check=True, capture_output=True, timeout=120
     )
     return time.perf_counter() - start
+
+
+def paired_blocks(
+    ours: Callable[[], Any], raw: Callable[[], Any], calls: int, block: int
+) -> tuple[float, float, float]:
+    """Median per-call times, and the median ratio of adjacent blocks run in ABBA order.
+
+    This machine's speed drifts by several percent within seconds; pairing neighbouring
+    blocks and alternating which side goes first cancels most of that drift.
+    """
+    ours_times: list[float] = []
+    raw_times: list[float] = []
+    ratios = []
+    for index in range(max(2, calls // block)):
+        sides = [(ours, ours_times), (raw, raw_times)]
+        for function, sink in sides if index % 2 == 0 else reversed(sides):
+            start = time.perf_counter()
+            for _ in range(block):
+                function()
+            sink.append((time.perf_counter() - start) / block)
+        ratios.append(ours_times[-1] / raw_times[-1])
+    return statistics.median(ours_times), statistics.median(raw_times), statistics.median(ratios)

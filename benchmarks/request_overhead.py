@@ -14,35 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._util import REPO, Figure
+from benchmarks._util import REPO, Figure, paired_blocks
 
-MESSAGES = [{"role": "user", "content": "Hello"}]
-
-
-def _blocks(
-    ours: Callable[[], Any], raw: Callable[[], Any], calls: int, block: int
-) -> tuple[float, float, float]:
-    """Median per-call times, and the median ratio of adjacent blocks run in ABBA order.
-
-    This machine's speed drifts by several percent within seconds; pairing neighbouring
-    blocks and alternating which side goes first cancels most of that drift.
-    """
-    ours_times: list[float] = []
-    raw_times: list[float] = []
-    ratios = []
-    for index in range(max(2, calls // block)):
-        sides = [(ours, ours_times), (raw, raw_times)]
-        for function, sink in sides if index % 2 == 0 else reversed(sides):
-            start = time.perf_counter()
-            for _ in range(block):
-                function()
-            sink.append((time.perf_counter() - start) / block)
-        ratios.append(ours_times[-1] / raw_times[-1])
-    return statistics.median(ours_times), statistics.median(raw_times), statistics.median(ratios)
+MESSAGES: list[Any] = [{"role": "user", "content": "Hello"}]
 
 
 class _ServerProcess:
@@ -102,21 +79,22 @@ def run(quick: bool) -> list[Figure]:
             model.run(MESSAGES)
 
         def raw_call() -> None:
-            raw.chat.completions.create(messages=MESSAGES, model="d")  # type: ignore[arg-type]
+            raw.chat.completions.create(messages=MESSAGES, model="d")
 
         def ours_stream() -> None:
             for _ in streamer.run(MESSAGES):
                 pass
 
         def raw_stream() -> None:
-            for _ in raw.chat.completions.create(messages=MESSAGES, model="d", stream=True):  # type: ignore[arg-type]
+            for _ in raw.chat.completions.create(messages=MESSAGES, model="d", stream=True):
                 pass
 
         for _ in range(20):
-            ours_call(), raw_call()
+            ours_call()
+            raw_call()
         calls, streams = (200, 40) if quick else (2000, 200)
-        seq = _blocks(ours_call, raw_call, calls, 50)
-        stream = _blocks(ours_stream, raw_stream, streams, 20)
+        seq = paired_blocks(ours_call, raw_call, calls, 50)
+        stream = paired_blocks(ours_stream, raw_stream, streams, 20)
         concurrent = asyncio.run(_async_figures(registry, server.base_url, 2 if quick else 10))
         raw.close()
         registry.close()
@@ -204,11 +182,12 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
         model.run(MESSAGES)
 
     def raw_call() -> None:
-        raw.chat.completions.create(messages=MESSAGES, model="d")  # type: ignore[arg-type]
+        raw.chat.completions.create(messages=MESSAGES, model="d")
 
     for _ in range(100):
-        ours_call(), raw_call()
-    return _blocks(ours_call, raw_call, calls, 100)
+        ours_call()
+        raw_call()
+    return paired_blocks(ours_call, raw_call, calls, 100)
 
 
 async def _async_figures(registry: Any, url: str, rounds: int) -> tuple[float, float, float]:
@@ -229,7 +208,7 @@ async def _async_figures(registry: Any, url: str, rounds: int) -> tuple[float, f
     async def raw_round() -> None:
         await asyncio.gather(
             *(raw.chat.completions.create(messages=MESSAGES, model="d") for _ in range(100))
-        )  # type: ignore[arg-type]
+        )
 
     await ours_round()
     await raw_round()
