@@ -50,6 +50,13 @@ def run(quick: bool) -> list[Figure]:
         calls=200 if quick else 4000,
         block=20,
     )
+    strings = [value for message in messages for value in message.values()]
+    per_string, per_string_base, per_string_ratio = paired_blocks(
+        lambda: sum(len(encoding.encode_ordinary(text)) for text in strings),
+        lambda: encoding.encode_ordinary(joined),
+        calls=100 if quick else 1000,
+        block=20,
+    )
     return [
         Figure(
             "count 50-turn conversation",
@@ -60,5 +67,15 @@ def run(quick: bool) -> list[Figure]:
             "<= 1.1x",
             ratio <= 1.1,
             paired_ratio=ratio,
+        ),
+        Figure(
+            "(reference) one encode call per string",
+            per_string * 1e6,
+            "us",
+            per_string_base * 1e6,
+            "raw encode of the concatenated strings",
+            "-",
+            None,
+            paired_ratio=per_string_ratio,
         ),
     ]
