@@ -328,7 +328,6 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             async_azure_ad_token_provider=async_provider,
             **options.client_kwargs,
         )
-        model._token_counter_factory = context.token_counter_factory
         model._use_http_clients(context.http_clients)
         model.sources = spec.sources
         return model

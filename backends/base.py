@@ -100,6 +100,11 @@ class BaseModelBackend(ABC):
     def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
         """Build the backend from a resolved spec (the registry's entry point)."""
 
+    def use_token_counter_factory(self, factory: Callable[[], BaseTokenCounter] | None) -> None:
+        """Build the token counter with ``factory`` on first use, unless one was given."""
+        if self._token_counter is None and factory is not None:
+            self._token_counter_factory = factory
+
     def check_model_config(self) -> None:
         """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError."""
         check_model_config(self.model_config_dict, context=f"model {self.name!r}")

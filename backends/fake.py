@@ -107,7 +107,6 @@ class FakeModel(BaseModelBackend):
             name=spec.name,
             base_model=spec.common.model,
         )
-        model._token_counter_factory = context.token_counter_factory
         return model
 
     def _text(self, messages: Messages) -> str:

@@ -173,7 +173,6 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             base_model=spec.common.model,
             **options.client_kwargs,
         )
-        model._token_counter_factory = context.token_counter_factory
         model._use_http_clients(context.http_clients)
         model.sources = spec.sources
         return model

@@ -191,6 +191,7 @@ class ModelRegistry:
             token_counter_factory=self._token_counter_factory(spec),
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
+        model.use_token_counter_factory(context.token_counter_factory)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "created model %r (backend %r, env %r) from %s; runtime objects: %s",

@@ -481,3 +481,63 @@ def test_fake_backend_every_path(write_settings: Callable[[str], Path]) -> None:
         assert text == "streamed reply"
 
     asyncio.run(async_paths())
+
+
+# -- the README's plugin, written only from the README ----------------------------------------
+
+
+def readme_block(after: str, language: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
+    return text[start : text.index("```", start)]
+
+
+def test_plugin_written_from_readme(
+    write_settings: Callable[[str], Path], site: Path, server: AzureServer
+) -> None:
+    pyproject = readme_block("Five lines of `pyproject.toml`", "toml")
+    entry = pyproject.split("[project.entry-points.modelreg]")[1].strip()
+    name, module = (part.strip().strip('"') for part in entry.split("="))
+    assert (name, module) == ("acme", "modelreg_acme")
+    package = site / module
+    package.mkdir()
+    (package / "__init__.py").write_text(readme_block("One example of each hook", "python"))
+    info = site / "modelreg_acme-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: modelreg-acme\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[modelreg]\n{name} = {module}\n")
+
+    write_settings(
+        f"""
+        [models.a]
+        backend = "acme"
+        greeting = "hi"
+        token_counter = "acme-words"
+        [models.rl]
+        backend = "azure"
+        deployment = "policy"
+        endpoint = "{server.base_url}"
+        api_version = "v"
+        api_key = "test-key"
+        client_provider = "acme-rl"
+        """
+    )
+    model = create_model("a")
+    assert model.run([{"role": "user", "content": "there"}]) == "hi, there"
+    assert (
+        model.token_counter.count_tokens_from_messages([{"role": "user", "content": "a b c"}]) == 3
+    )
+
+    import modelreg_acme  # type: ignore[import-not-found]
+
+    rollout_client = RecordingClient("from the RL framework")
+    modelreg_acme.PROVIDER.client = rollout_client
+    assert create_model("rl").run(MESSAGES) == "from the RL framework"
+    assert rollout_client.calls[0]["model"] == "policy"
+    modelreg_acme.PROVIDER.client = None
+    assert create_model("rl").run(MESSAGES).choices[0].message.content.startswith("Hello")
+    assert {p.name: p for p in get_plugin_host().plugins()}["acme"].registered == {
+        "backends": ["acme"],
+        "token_counters": ["acme-words"],
+        "client_providers": ["acme-rl"],
+    }

@@ -34,7 +34,6 @@ class EchoModel(BaseModelBackend):
         options = spec.options
         assert isinstance(options, EchoSettings)
         model = cls(options.prefix, model_config_dict=spec.config, name=spec.name)
-        model._token_counter_factory = context.token_counter_factory
         return model
 
     def _reply(self, messages: list[dict[str, Any]]) -> Any:
