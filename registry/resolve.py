@@ -183,6 +183,18 @@ def _lookup_backend(
         ) from None
 
 
+def _check_default_key(catalog: BackendCatalog, key: str, origin: str) -> None:
+    """A ``[defaults]`` key may belong to another backend, but must belong to some backend."""
+    every = set(COMMON_FIELD_NAMES)
+    for name in catalog.backend_names():
+        every.update(_allowed_fields(catalog.backend(name).settings_model))
+    if key not in every:
+        raise ConfigError(
+            f"{origin}: unknown field {key!r} in defaults.{did_you_mean(key, every)} "
+            f"No backend has it; fields: {', '.join(sorted(every))}."
+        )
+
+
 def resolve(
     settings: Settings,
     catalog: BackendCatalog,
@@ -257,7 +269,9 @@ def resolve(
                 f"{', '.join(sorted(allowed))}."
             )
     for key, value in defaults_data.items():
-        if key in allowed and key not in model_data:
+        if key not in allowed:
+            _check_default_key(catalog, key, default_sources.get(key, "[defaults]"))
+        elif key not in model_data:
             model_data[key] = value
             sources[key] = default_sources[key]
             sources.update({k: v for k, v in default_sources.items() if k.startswith(f"{key}.")})

@@ -199,3 +199,16 @@ def test_registry_reload_sees_new_file(write_settings: Callable[[str], Path]) ->
     registry.reload()
     assert registry.names() == ["b"]
     assert model.run([{"role": "user", "content": "x"}]).choices[0].message.content
+
+
+def test_defaults_typo_is_an_error_but_other_backends_fields_are_fine(
+    write_settings: Callable[[str], Path],
+) -> None:
+    ok = '[defaults]\ndeployment = "d"\n[models.f]\nbackend = "fake"\n'
+    assert registry_for(write_settings, ok).resolve("f").backend == "fake"
+    typo = '[defaults]\ntimout = 3\n[models.f]\nbackend = "fake"\n'
+    with pytest.raises(ConfigError) as caught:
+        registry_for(write_settings, typo).resolve("f")
+    message = str(caught.value)
+    assert "settings.toml [defaults]" in message and "'timout'" in message
+    assert "Did you mean 'timeout'?" in message
