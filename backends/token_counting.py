@@ -16,10 +16,13 @@ gpt-3.5 and Azure's ``gpt-35-turbo`` spellings. An unknown model is counted with
 
 from __future__ import annotations
 
+import operator
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain, compress, repeat
 from typing import Any
 
 from backends.encodings import get_encoding
@@ -41,6 +44,8 @@ _ALLOWED = frozenset({_SEPARATOR})
 _SHORT = 24  # strings up to this length have their counts remembered ...
 _SHORT_LIMIT = 50_000  # ... up to this many per encoding
 _SHORT_COUNTS: dict[str, dict[str, int]] = {}
+_is_none = partial(operator.is_, None)
+_values = operator.methodcaller("values")
 
 
 class BaseTokenCounter(ABC):
@@ -173,15 +178,14 @@ class OpenAITokenCounter(BaseTokenCounter):
 
     def _count_long(self, long_strings: list[str]) -> int:
         """Sum of the counts of ``long_strings``, in one call (see :meth:`_count_strings`)."""
-        encoding = self._encoding()
-        total = 0
         if not long_strings:
-            return total
+            return 0
+        encoding = self._encoding()
         joined = _SEPARATOR.join(long_strings)
         if joined.count(_SEPARATOR) != len(long_strings) - 1:
-            return total + sum(len(encoding.encode_ordinary(text)) for text in long_strings)
+            return sum(len(encoding.encode_ordinary(text)) for text in long_strings)
         tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
-        return total + len(tokens) - (len(long_strings) - 1)
+        return len(tokens) - (len(long_strings) - 1)
 
     def decode(self, tokens: list[int]) -> str:
         """Text of token ids."""
@@ -200,12 +204,13 @@ class OpenAITokenCounter(BaseTokenCounter):
         # content parts, tool calls, None - takes the general path.
         rules = self.rules
         messages = messages if isinstance(messages, list) else list(messages)
-        values = [value for message in messages for value in message.values()]
-        strings = [value for value in values if type(value) is str]
+        values = list(chain.from_iterable(map(_values, messages)))
+        is_string = list(map(isinstance, values, repeat(str)))
+        strings = values if all(is_string) else list(compress(values, is_string))
         total = _REPLY_PRIMING + rules.tokens_per_message * len(messages)
-        total += rules.tokens_per_name * len([1 for message in messages if "name" in message])
+        total += rules.tokens_per_name * sum(map(operator.contains, messages, repeat("name")))
         other: list[str] = []
-        if len(strings) != len(values):
+        if strings is not values:
             for message in messages:
                 for key, value in message.items():
                     if type(value) is str or value is None:
@@ -221,11 +226,11 @@ class OpenAITokenCounter(BaseTokenCounter):
         short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
         known = list(map(short.get, strings))
         total += sum(filter(None, known))
-        rest = [text for text, count in zip(strings, known, strict=True) if count is None]
-        long_strings = [text for text in rest if len(text) > _SHORT]
-        if len(long_strings) != len(rest):
+        rest = list(compress(strings, map(_is_none, known)))
+        if rest and min(map(len, rest)) <= _SHORT:  # short strings seen for the first time
             other.extend(text for text in rest if len(text) <= _SHORT)
-        return total + self._count_long(long_strings) + self._count_strings(other)
+            rest = [text for text in rest if len(text) > _SHORT]
+        return total + self._count_long(rest) + self._count_strings(other)
 
     def _collect_parts(self, parts: list[Any], strings: list[str]) -> int:
         """Add the text of content parts to ``strings``; return the image tokens."""
