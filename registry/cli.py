@@ -238,7 +238,7 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
             f"messages file {args.file!r}: expected a JSON list of messages "
             '([{"role": "user", "content": "..."}]) or {"messages": [...], "tools": [...]}.'
         )
-    counter = _registry(args).create(args.name).token_counter
+    counter = _registry(args).token_counter(args.name)
     count = counter.count_tokens_from_messages(messages, tools=tools)
     note = getattr(counter, "note", "")
     result = {

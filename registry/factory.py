@@ -203,6 +203,10 @@ class ModelRegistry:
             )
         return model
 
+    def token_counter(self, name: str | None = None, **overrides: Any) -> BaseTokenCounter:
+        """The token counter a model would use, without building the model (no credentials)."""
+        return self._token_counter_factory(self.resolve(name, **overrides))()
+
     def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:
         name = spec.common.client_provider
         if not name:

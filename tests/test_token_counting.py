@@ -382,7 +382,8 @@ def test_prefetch_writes_tiktoken_cache_layout(
 def test_cli_tokens_file_stdin_and_tools(
     write_settings: Callable[[str], Path], isolated: Path
 ) -> None:
-    write_settings('[models.m]\nbackend = "fake"\nmodel = "gpt-4o"\n')
+    # an Azure model with no credentials: counting must not need them
+    write_settings('[models.m]\nbackend = "azure"\ndeployment = "prod-7"\nmodel = "gpt-4o"\n')
     (isolated / "messages.json").write_text(json.dumps(COOKBOOK_TOOL_MESSAGES))
     (isolated / "tools.json").write_text(json.dumps(COOKBOOK_TOOLS))
 
