@@ -81,7 +81,11 @@ class Settings:
     @functools.cached_property
     def label(self) -> str:
         """The settings file as shown to users, or a note that there is none."""
-        return display_path(self.path) if self.path else "(no settings file)"
+        if self.path is None:
+            return (
+                "(no settings file: ./settings.toml not found; use --settings or MODELREG_SETTINGS)"
+            )
+        return display_path(self.path)
 
     def environment_names(self) -> list[str]:
         """Every environment any source defines an overlay for."""
