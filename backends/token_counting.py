@@ -176,12 +176,16 @@ class OpenAITokenCounter(BaseTokenCounter):
             total += count
         return total + self._count_long(long_strings)
 
-    def _count_long(self, long_strings: list[str]) -> int:
-        """Sum of the counts of ``long_strings``, in one call (see :meth:`_count_strings`)."""
+    def _count_long(self, long_strings: list[str], joined: str | None = None) -> int:
+        """Sum of the counts of ``long_strings``, in one call (see :meth:`_count_strings`).
+
+        ``joined``, when given, is ``long_strings`` already joined with the separator.
+        """
         if not long_strings:
             return 0
         encoding = self._encoding()
-        joined = _SEPARATOR.join(long_strings)
+        if joined is None:
+            joined = _SEPARATOR.join(long_strings)
         if joined.count(_SEPARATOR) != len(long_strings) - 1:
             return sum(len(encoding.encode_ordinary(text)) for text in long_strings)
         tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
@@ -198,39 +202,50 @@ class OpenAITokenCounter(BaseTokenCounter):
         tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
         """Prompt tokens per the cookbook formula (see the module docstring)."""
-        # The hot path of agent loops, written as comprehensions (each Python-level step per
-        # message costs about as much as tokenizing its text): plain string values split into
-        # short ones (cached counts) and long ones (one tokenizer call); anything else -
-        # content parts, tool calls, None - takes the general path.
+        # The hot path of agent loops runs at C speed (map/compress/join): on this kind of
+        # machine each Python-level step per message costs about as much as tokenizing its
+        # text. Known short strings (roles, names) are counted from a table, the rest go to
+        # the tokenizer in one call. Content parts, tool calls or None among the values make
+        # map/join raise TypeError, and those messages take the general path.
         rules = self.rules
         messages = messages if isinstance(messages, list) else list(messages)
-        values = list(chain.from_iterable(map(_values, messages)))
-        is_string = list(map(isinstance, values, repeat(str)))
-        strings = values if all(is_string) else list(compress(values, is_string))
         total = _REPLY_PRIMING + rules.tokens_per_message * len(messages)
         total += rules.tokens_per_name * sum(map(operator.contains, messages, repeat("name")))
-        other: list[str] = []
-        if strings is not values:
-            for message in messages:
-                for key, value in message.items():
-                    if type(value) is str or value is None:
-                        continue
-                    if key == "content" and isinstance(value, list):
-                        total += self._collect_parts(value, other)
-                    else:
-                        other.extend(_strings(value))
-        if tools:
-            total += self._collect_tools(tools, other)
-        # Known short strings (roles, names) are counted from the table at C speed; the rest
-        # (long text, and short strings seen for the first time) go to the tokenizer.
+        values = list(chain.from_iterable(map(_values, messages)))
         short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
-        known = list(map(short.get, strings))
+        other: list[str] = []
+        try:
+            known = list(map(short.get, values))
+            rest = list(compress(values, map(_is_none, known)))
+            joined: str | None = _SEPARATOR.join(rest)
+        except TypeError:
+            strings, total = self._general_values(messages, values, other, total)
+            known = list(map(short.get, strings))
+            rest = list(compress(strings, map(_is_none, known)))
+            joined = None
         total += sum(filter(None, known))
-        rest = list(compress(strings, map(_is_none, known)))
         if rest and min(map(len, rest)) <= _SHORT:  # short strings seen for the first time
             other.extend(text for text in rest if len(text) <= _SHORT)
             rest = [text for text in rest if len(text) > _SHORT]
-        return total + self._count_long(rest) + self._count_strings(other)
+            joined = None
+        if tools:
+            total += self._collect_tools(tools, other)
+        return total + self._count_long(rest, joined) + self._count_strings(other)
+
+    def _general_values(
+        self, messages: list[Mapping[str, Any]], values: list[Any], other: list[str], total: int
+    ) -> tuple[list[str], int]:
+        """Plain strings among ``values``; other values' text goes to ``other`` (images counted)."""
+        strings = [value for value in values if type(value) is str]
+        for message in messages:
+            for key, value in message.items():
+                if type(value) is str or value is None:
+                    continue
+                if key == "content" and isinstance(value, list):
+                    total += self._collect_parts(value, other)
+                else:
+                    other.extend(_strings(value))
+        return strings, total
 
     def _collect_parts(self, parts: list[Any], strings: list[str]) -> int:
         """Add the text of content parts to ``strings``; return the image tokens."""
@@ -337,7 +352,7 @@ class ApproximateTokenCounter(OpenAITokenCounter):
     def _count_strings(self, strings: list[str]) -> int:
         return sum(-(-len(text) // self.CHARS_PER_TOKEN) for text in strings)
 
-    def _count_long(self, long_strings: list[str]) -> int:
+    def _count_long(self, long_strings: list[str], joined: str | None = None) -> int:
         return self._count_strings(long_strings)
 
     def encode(self, text: str) -> list[int]:
