@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from registry.errors import ConfigError, did_you_mean
 
-__all__ = ["ChatGPTConfig", "check_model_config", "format_validation_error"]
+__all__ = ["ChatGPTConfig", "check_model_config", "config_problems", "validation_problems"]
 
 
 class ChatGPTConfig(BaseModel):
@@ -53,20 +53,36 @@ class ChatGPTConfig(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-_CONFIG_FIELDS = frozenset(ChatGPTConfig.model_fields)
-
-
-def format_validation_error(error: ValidationError, *, prefix: str = "") -> str:
-    """Render a pydantic error as ``field: message`` lines, never echoing the input value.
+def validation_problems(error: ValidationError, *, prefix: str = "") -> list[tuple[str, str]]:
+    """``(field path, message)`` pairs of a pydantic error, never echoing the input value.
 
     pydantic's own ``str()`` includes ``input_value=...``, which may be a secret.
     """
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in item["loc"])
-        field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "value"
-        lines.append(f"{field}: {item['msg']}")
-    return "; ".join(lines)
+    return [
+        (prefix + ".".join(str(part) for part in item["loc"]) or "value", item["msg"])
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def config_problems(
+    config: Mapping[str, Any], model: type[BaseModel] = ChatGPTConfig
+) -> tuple[BaseModel | None, list[tuple[str, str]]]:
+    """Validate a request configuration: the instance, or ``(field, message)`` problems."""
+    allowed = model.model_fields
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        listing = ", ".join(sorted(allowed))
+        return None, [
+            (
+                f"config.{key}",
+                f"unknown config key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {listing}.",
+            )
+            for key in unknown
+        ]
+    try:
+        return model.model_validate(dict(config)), []
+    except ValidationError as exc:
+        return None, validation_problems(exc, prefix="config.")
 
 
 def check_model_config(
@@ -78,15 +94,8 @@ def check_model_config(
         config: the request configuration (``None`` is an empty one).
         context: words that say whose configuration this is, used in error messages.
     """
-    config = dict(config or {})
-    unknown = sorted(set(config) - _CONFIG_FIELDS)
-    if unknown:
-        hints = "".join(did_you_mean(key, _CONFIG_FIELDS) for key in unknown)
-        raise ConfigError(
-            f"{context}: unknown config key(s) {', '.join(map(repr, unknown))}.{hints} "
-            f"Allowed keys: {', '.join(sorted(_CONFIG_FIELDS))}."
-        )
-    try:
-        return ChatGPTConfig.model_validate(config)
-    except ValidationError as exc:
-        raise ConfigError(f"{context}: {format_validation_error(exc, prefix='config.')}") from None
+    validated, problems = config_problems(config or {})
+    if problems:
+        raise ConfigError(f"{context}: " + "; ".join(f"{field}: {msg}" for field, msg in problems))
+    assert isinstance(validated, ChatGPTConfig)
+    return validated

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from backends.configs import config_problems, validation_problems
 from registry.errors import ConfigError, PluginError, UnknownModelError, did_you_mean
 from registry.layers import ModelNames, default_model_name, merged_tables, model_names
 from registry.settings import Settings
@@ -151,15 +152,23 @@ def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
     )
 
 
-def _validation_message(name: str, exc: ValidationError, sources: Mapping[str, str]) -> str:
-    problems = []
-    for item in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in item["loc"]]
-        field = ".".join(loc) if loc else "?"
-        origin = sources.get(field) or sources.get(loc[0] if loc else "", "")
-        where = f" ({origin})" if origin else ""
-        problems.append(f"model {name!r}, field {field!r}{where}: {item['msg']}")
-    return "; ".join(problems)
+def _origin(sources: Mapping[str, str], field: str) -> str:
+    """Where ``field`` (or the closest enclosing field, for ``config.tools.0.type``) came from."""
+    parts = field.split(".")
+    for size in range(len(parts), 0, -1):
+        origin = sources.get(".".join(parts[:size]))
+        if origin:
+            return origin
+    return "built-in default"
+
+
+def _problems_message(
+    name: str, problems: list[tuple[str, str]], sources: Mapping[str, str]
+) -> str:
+    return "; ".join(
+        f"model {name!r}, field {field!r} ({_origin(sources, field)}): {message}"
+        for field, message in problems
+    )
 
 
 def _lookup_backend(
@@ -303,7 +312,7 @@ def resolve(
         common = CommonFields.model_validate(common_data)
         options = backend_cls.settings_model.model_validate(backend_data)
     except ValidationError as exc:
-        raise ConfigError(_validation_message(canonical, exc, sources)) from None
+        raise ConfigError(_problems_message(canonical, validation_problems(exc), sources)) from None
 
     config = _validate_config(canonical, backend_cls, common.config, sources)
     for key in list(sources):
@@ -325,24 +334,7 @@ def _validate_config(
     name: str, backend_cls: type[BackendInfo], config: Mapping[str, Any], sources: Mapping[str, str]
 ) -> dict[str, Any]:
     """Validate ``[models.<name>.config]`` against the backend's config model."""
-    model = backend_cls.config_model
-    allowed = set(model.model_fields)
-    for key in sorted(config):
-        if key not in allowed:
-            raise ConfigError(
-                f"model {name!r}, field 'config' ({sources.get(f'config.{key}', '')}): unknown "
-                f"config key {key!r}.{did_you_mean(key, allowed)} Allowed keys: "
-                f"{', '.join(sorted(allowed))}."
-            )
-    try:
-        validated = model.model_validate(dict(config))
-    except ValidationError as exc:
-        problems = []
-        for item in exc.errors(include_url=False, include_input=False):
-            field = "config." + ".".join(str(part) for part in item["loc"])
-            origin = sources.get(field) or sources.get(
-                field.split(".", 2)[0] + "." + str(item["loc"][0]), ""
-            )
-            problems.append(f"model {name!r}, field {field!r} ({origin}): {item['msg']}")
-        raise ConfigError("; ".join(problems)) from None
+    validated, problems = config_problems(config, backend_cls.config_model)
+    if validated is None:
+        raise ConfigError(_problems_message(name, problems, sources))
     return {key: getattr(validated, key) for key in validated.model_fields_set}
