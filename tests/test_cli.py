@@ -143,18 +143,14 @@ def test_chat_over_http_streams_and_prints_json(
 ) -> None:
     write_settings(
         f"""
+        [defaults]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "{server.base_url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
         [models.chat]
-        backend = "azure"
-        deployment = "dep"
-        endpoint = "{server.base_url}"
-        api_version = "2024-10-21"
-        api_key = "test-key"
         [models.streamer]
-        backend = "azure"
-        deployment = "dep"
-        endpoint = "{server.base_url}"
-        api_version = "2024-10-21"
-        api_key = "test-key"
         config = {{ stream = true }}
         """
     )
