@@ -182,3 +182,20 @@ def test_chat_request_error_exit_1(
     assert result.returncode == 1
     assert "AuthenticationError" in result.stderr and "model 'chat'" in result.stderr
     assert "Traceback" not in result.stderr and "wrong-key-value" not in result.stderr
+
+
+def test_closed_pipe_is_not_a_traceback(repo_settings: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registry", "show", "chat"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    assert process.stderr is not None
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in stderr
