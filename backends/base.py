@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
 from backends.configs import ChatGPTConfig, check_model_config
+from registry.building import BuildContext, HttpClientSource, current_loop
+from registry.masking import redact
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
-__all__ = ["BackendSettings", "BaseModelBackend", "BuildContext", "HttpClientSource", "Messages"]
+__all__ = [
+    "BackendSettings",
+    "BaseModelBackend",
+    "BuildContext",
+    "HttpClientSource",
+    "Messages",
+    "current_loop",
+]
 
 #: OpenAI-format chat messages: ``[{"role": "user", "content": "Hello"}]``.
 Messages = list[dict[str, Any]]
@@ -26,42 +33,6 @@ class BackendSettings(BaseModel):
     """Base of a backend's own settings fields (``settings_model``); unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class HttpClientSource(Protocol):
-    """Where backends get shared HTTP clients (the registry's pool), one per endpoint."""
-
-    def sync_client(self, key: str) -> Any:
-        """An ``httpx2.Client`` shared by every model on the endpoint ``key``."""
-        ...
-
-    def async_client(self, key: str) -> Any:
-        """An ``httpx2.AsyncClient`` shared on the endpoint ``key`` (per event loop)."""
-        ...
-
-
-@dataclass
-class BuildContext:
-    """What the registry's factory gives a backend besides the spec.
-
-    Attributes:
-        runtime: per-call objects that are not settings (``client``, ``async_client``, a callable
-            ``azure_ad_token_provider``, a ``token_counter`` instance).
-        http_clients: the shared HTTP client pool, or None to let the SDK build its own.
-        token_counter_factory: builds the model's token counter on first use.
-    """
-
-    runtime: Mapping[str, Any] = field(default_factory=dict)
-    http_clients: HttpClientSource | None = None
-    token_counter_factory: Callable[[], BaseTokenCounter] | None = None
-
-
-def current_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, or None outside one."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class BaseModelBackend(ABC):
@@ -90,7 +61,7 @@ class BaseModelBackend(ABC):
         self.model_type = model_type
         self.name = name or model_type
         self.base_model = base_model
-        self.model_config_dict: dict[str, Any] = dict(model_config_dict or {})
+        self.model_config_dict: dict[str, Any] = redact(dict(model_config_dict or {}))
         self._token_counter = token_counter
         self._token_counter_factory: Callable[[], BaseTokenCounter] | None = None
         self.check_model_config()
@@ -107,7 +78,9 @@ class BaseModelBackend(ABC):
 
     def check_model_config(self) -> None:
         """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError."""
-        check_model_config(self.model_config_dict, context=f"model {self.name!r}")
+        check_model_config(
+            self.model_config_dict, context=f"model {self.name!r}", model=type(self).config_model
+        )
 
     @property
     def token_counter(self) -> BaseTokenCounter:

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages, current_loop
 from registry.errors import BackendError
+from registry.masking import redact
 from registry.overrides import active_override
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class ChatCompletionsBackend(BaseModelBackend):
         )
         self.timeout = timeout
         self.max_retries = max_retries
-        self.client_kwargs = dict(client_kwargs or {})
+        self.client_kwargs: dict[str, Any] = redact(dict(client_kwargs or {}))
         self._custom_client = client
         self._custom_async_client = async_client
         self._sync_client: Any = client

@@ -10,18 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from backends.azure import check_endpoint_url
+from backends.azure import checked_client_kwargs
 from backends.base import BackendSettings, BuildContext
 from backends.chat_requests import ChatCompletionsBackend
+from registry.endpoints import check_base_url
 from registry.errors import ConfigError, MissingCredentialsError
+from registry.validation import checked
+from registry.wire import check_credential
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
-__all__ = ["NO_KEY_PLACEHOLDER", "OPENAI_ENV_FALLBACKS", "OpenAICompatibleModel", "OpenAISettings"]
+__all__ = [
+    "NO_KEY_PLACEHOLDER",
+    "OPENAI_ENV_FALLBACKS",
+    "OPENAI_RESERVED_KWARGS",
+    "OpenAICompatibleModel",
+    "OpenAISettings",
+]
 
 OPENAI_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
     "base_url": ("OPENAI_BASE_URL",),
@@ -31,11 +40,27 @@ OPENAI_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
 }
 #: Sent as the key to a local server that needs none (the SDK insists on one).
 NO_KEY_PLACEHOLDER = "no-key-required"
+#: Client arguments modelreg sets itself, and the settings field that sets each.
+OPENAI_RESERVED_KWARGS: Mapping[str, str] = {
+    "api_key": "api_key",
+    "base_url": "base_url",
+    "organization": "organization",
+    "project": "project",
+    "timeout": "timeout",
+    "max_retries": "max_retries",
+}
+
+
+def _key(value: str | SecretStr | None) -> SecretStr | None:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    checked_value = check_credential(raw)
+    return None if checked_value is None else SecretStr(checked_value)
 
 
 class OpenAISettings(BackendSettings):
     """The fields a ``backend = "openai"`` model table may set, besides the common ones."""
 
+    allow_http: bool = False
     base_url: str | None = None
     api_key: SecretStr | None = None
     organization: str | None = None
@@ -44,8 +69,19 @@ class OpenAISettings(BackendSettings):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url_is_url(cls, value: str | None) -> str | None:
-        return check_endpoint_url(value, field="base_url")
+    def _base_url_is_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allow_http = bool(info.data.get("allow_http"))
+        return None if value is None else check_base_url(value, allow_http=allow_http)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _header_safe(cls, value: Any) -> Any:
+        return _key(value) if isinstance(value, str | SecretStr) else value
+
+    @field_validator("client_kwargs")
+    @classmethod
+    def _accepted_by_sdk(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_client_kwargs(value, "openai.OpenAI", OPENAI_RESERVED_KWARGS)
 
 
 class OpenAICompatibleModel(ChatCompletionsBackend):
@@ -79,8 +115,15 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         project: str | None = None,
         name: str | None = None,
         base_model: str | None = None,
+        allow_http: bool = False,
         **kwargs: Any,
     ) -> None:
+        where = f"model {name or model_type!r}"
+        kwargs = checked(
+            lambda k: checked_client_kwargs(k, "openai.OpenAI", OPENAI_RESERVED_KWARGS),
+            kwargs,
+            where,
+        )
         super().__init__(
             model_type,
             model_config_dict,
@@ -93,13 +136,14 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             base_model=base_model,
             client_kwargs=kwargs,
         )
-        try:
-            self.url = check_endpoint_url(url, field="url")
-        except ValueError as exc:
-            raise ConfigError(f"model {self.name!r}: {exc}") from None
-        self._api_key = (
-            api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self.url = (
+            None
+            if url is None
+            else checked(
+                lambda u: check_base_url(u, allow_http=allow_http), url, f"{where}, base_url"
+            )
         )
+        self._api_key = checked(_key, api_key, f"{where}, api_key")
         self.organization = organization
         self.project = project
         if client is None and async_client is None and self._missing_settings():
@@ -171,6 +215,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             project=options.project,
             name=spec.name,
             base_model=spec.common.model,
+            allow_http=options.allow_http,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)

@@ -25,7 +25,7 @@ from functools import partial
 from itertools import chain, compress, repeat
 from typing import Any
 
-from backends.encodings import get_encoding
+from backends.encodings import get_encoding, prefetch
 from backends.image_tokens import image_tokens
 
 __all__ = [
@@ -125,14 +125,25 @@ class OpenAITokenCounter(BaseTokenCounter):
     Args:
         model: the base model (``gpt-4o``, ``gpt-35-turbo``...), not a deployment name.
         cache_dir: a directory with the encoding files (see :mod:`backends.encodings`).
+        cache_dir_origin: where ``cache_dir`` was set, for messages.
     """
 
-    def __init__(self, model: str, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
+    #: ``modelreg tokens --prefetch DIR``: download the encoding files for air-gapped machines.
+    prefetch = staticmethod(prefetch)
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir_origin: str | None = None,
+    ) -> None:
         self.model = model
         self.rules = rules_for_model(model)
         self.encoding_name = self.rules.encoding_name
         self.exact = self.rules.exact
         self._cache_dir = cache_dir
+        self._cache_dir_origin = cache_dir_origin
         self._encode: Any = None
 
     @property
@@ -142,7 +153,7 @@ class OpenAITokenCounter(BaseTokenCounter):
 
     def _encoding(self) -> Any:
         if self._encode is None:
-            self._encode = get_encoding(self.encoding_name, self._cache_dir)
+            self._encode = get_encoding(self.encoding_name, self._cache_dir, self._cache_dir_origin)
         return self._encode
 
     def encode(self, text: str) -> list[int]:
@@ -193,7 +204,8 @@ class OpenAITokenCounter(BaseTokenCounter):
 
     def decode(self, tokens: list[int]) -> str:
         """Text of token ids."""
-        text: str = get_encoding(self.encoding_name, self._cache_dir).decode(tokens)
+        encoding = get_encoding(self.encoding_name, self._cache_dir, self._cache_dir_origin)
+        text: str = encoding.decode(tokens)
         return text
 
     def count_tokens_from_messages(

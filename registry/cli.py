@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from registry.errors import RegistryError
+from registry.masking import escape_control
 from registry.settings import choose_env, load_settings
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", "list models and aliases of the active environment")
     show = command("show", "show a model's resolved settings and where each came from")
     show.add_argument("name", nargs="?", help="model name or alias (default: default_model)")
-    command("check", "validate every model in every environment; exit 1 on any problem")
+    check = command("check", "validate every model in every environment; exit 1 on errors")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     command("plugins", "list plugins and what each registered")
     tokens = command("tokens", "count the prompt tokens of a JSON messages file for a model")
     tokens.add_argument("name", nargs="?", help="model name or alias")
@@ -91,6 +93,11 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(settings, env=args.env)
 
 
+def _escaped_lines(text: str) -> str:
+    """Our own multi-line messages keep their lines; every line is escaped for the terminal."""
+    return "\n".join(escape_control(line) for line in text.split("\n"))
+
+
 def _print_json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -98,6 +105,7 @@ def _print_json(data: Any, out: TextIO) -> None:
 def _table(rows: list[list[str]], out: TextIO) -> None:
     if not rows:
         return
+    rows = [[escape_control(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
@@ -110,16 +118,16 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     Reads the merged settings without validating them (``check`` and ``show`` validate), so it
     starts without importing pydantic, plugins or the SDK.
     """
-    from registry.layers import merged_tables, model_names
+    from registry.layers import merged_fields, model_names, plain
 
     settings = load_settings(args.settings, dotenv_path=args.dotenv)
     env = choose_env(settings, args.env)
     names = model_names(settings, env)
     entries: list[dict[str, Any]] = []
     for name in sorted(names.names):
-        data, _, _, _, defaults, _ = merged_tables(settings, name, env, {})
-        backend = data.get("backend", defaults.get("backend"))
-        target = data.get("deployment") or data.get("model") or defaults.get("model")
+        data = plain(merged_fields(settings, name, env, {}))
+        backend = data.get("backend")
+        target = data.get("deployment") or data.get("model")
         entries.append(
             {
                 "name": name,
@@ -131,7 +139,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json({"settings_file": settings.label, "env": env, "models": entries}, out)
         return 0
-    out.write(f"{settings.label} (env: {env or 'none'})\n")
+    out.write(escape_control(f"{settings.label} (env: {env or 'none'})") + "\n")
     rows = [["NAME", "BACKEND", "DEPLOYMENT/MODEL", "ALIASES"]]
     rows += [
         [
@@ -152,10 +160,11 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(explained.to_dict(), out)
         return 0
-    out.write(
+    heading = (
         f"{explained.name} (env: {explained.env or 'none'}, backend: {explained.backend}, "
-        f"settings: {explained.settings_file})\n"
+        f"settings: {explained.settings_file})"
     )
+    out.write(escape_control(heading) + "\n")
     rows = [["FIELD", "VALUE", "SOURCE"]]
     for key, field in explained.fields.items():
         value = (
@@ -176,12 +185,12 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from registry.checks import check_settings
 
     settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    report = check_settings(settings, only_env=args.env)
+    report = check_settings(settings, only_env=args.env, strict=args.strict)
     if args.json:
         _print_json(report.to_dict(), out)
     else:
         for line in report.lines():
-            out.write(line + "\n")
+            out.write(_escaped_lines(line) + "\n")
     return 1 if report.errors else 0
 
 
@@ -199,32 +208,38 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
             if plugin.builtin
             else f"{plugin.distribution or '?'} {plugin.version or '?'}"
         )
-        out.write(f"{plugin.name} ({kind})\n")
+        out.write(escape_control(f"{plugin.name} ({kind})") + "\n")
         for what, names in plugin.registered.items():
             if names:
-                out.write(f"  {what.replace('_', ' ')}: {', '.join(names)}\n")
+                out.write(escape_control(f"  {what.replace('_', ' ')}: {', '.join(names)}") + "\n")
         for error in plugin.errors:
-            out.write(f"  ERROR: {error}\n")
+            out.write(_escaped_lines(f"  ERROR: {error}") + "\n")
     return 1 if any(p.errors for p in plugins) else 0
 
 
 def _read_json(path: str, what: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-    except OSError as exc:
-        raise RegistryError(f"cannot read {what} {path!r}: {exc.strerror}") from None
+    """A JSON file (or stdin); errors name the file and the line, never the content."""
+    from pathlib import Path
+
+    from registry.sources import read_text
+
+    text = sys.stdin.read() if path == "-" else read_text(Path(path), what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RegistryError(f"{what} {path!r} is not valid JSON: {exc}") from None
+        problem = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except RecursionError:
+        problem = "it is nested too deeply"
+    raise RegistryError(f"{what} {escape_control(repr(path))} is not valid JSON: {problem}.")
 
 
 def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
     """Count a messages file for a model, or prefetch encodings for air-gapped machines."""
     if args.prefetch:
-        from backends.encodings import prefetch
+        from registry.plugins import get_plugin_host
 
-        for path in prefetch(args.prefetch):
+        counter = get_plugin_host().lookup("token_counters", "openai")
+        for path in counter.prefetch(args.prefetch):
             out.write(f"wrote {path}\n")
         return 0
     if not args.name:
@@ -303,7 +318,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, out)
     except RegistryError as exc:
-        sys.stderr.write(f"modelreg: error: {exc}\n")
+        sys.stderr.write(_escaped_lines(f"modelreg: error: {exc}") + "\n")
         return 1
     except KeyboardInterrupt:
         return 130

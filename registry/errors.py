@@ -29,6 +29,7 @@ __all__ = [
     "MissingCredentialsError",
     "PluginError",
     "RegistryError",
+    "RegistryWarning",
     "TokenizerUnavailableError",
     "UnknownModelError",
     "did_you_mean",
@@ -85,3 +86,7 @@ class PluginError(RegistryError):
 
 class BackendError(RegistryError):
     """A backend cannot perform the requested operation with its configuration."""
+
+
+class RegistryWarning(UserWarning):
+    """Settings that work but probably do not do what was meant (a misspelt variable, a BOM)."""

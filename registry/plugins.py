@@ -67,12 +67,18 @@ class PluginInfo:
 
 
 def _check_backend(obj: Any) -> str | None:
+    """A backend is a class with ``from_spec``, ``run``, ``arun`` and a pydantic settings_model.
+
+    Checked by shape, so the registry never imports a backend module itself.
+    """
     from pydantic import BaseModel
 
-    from backends.base import BaseModelBackend
-
-    if not (isinstance(obj, type) and issubclass(obj, BaseModelBackend)):
-        return f"{obj!r} is not a subclass of backends.base.BaseModelBackend"
+    missing = [m for m in ("from_spec", "run", "arun") if not callable(getattr(obj, m, None))]
+    if not isinstance(obj, type) or missing:
+        return (
+            f"{obj!r} is not a backend class (it needs from_spec, run and arun: subclass "
+            "backends.base.BaseModelBackend)"
+        )
     settings_model = getattr(obj, "settings_model", None)
     if not (isinstance(settings_model, type) and issubclass(settings_model, BaseModel)):
         return f"{obj.__name__}.settings_model is not a pydantic model class"

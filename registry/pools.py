@@ -13,7 +13,7 @@ import threading
 import weakref
 from typing import Any
 
-from backends.base import current_loop
+from registry.building import current_loop
 
 __all__ = ["HttpClientPool"]
 

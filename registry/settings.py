@@ -3,7 +3,7 @@
 :func:`load_settings` finds the settings file (argument, ``MODELREG_SETTINGS``, else
 ``./settings.toml``) and the ``.env`` file (argument, ``MODELREG_DOTENV``, else ``./.env``), reads
 every source once and checks its shape. It does not merge them: resolution applies the
-precedence per field so that each value keeps its origin.
+precedence per field (:mod:`registry.precedence`) so that each value keeps its origin.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ConfigError, did_you_mean
+from registry.masking import escape_control
 from registry.sources import (
     TOP_LEVEL_KEYS,
     DotEnvFileSource,
@@ -25,11 +26,11 @@ from registry.sources import (
     display_path,
     read_dotenv_variables,
 )
+from registry.variables import Variables, variable_sources
 
 __all__ = [
     "DEFAULT_DOTENV_FILE",
     "DEFAULT_SETTINGS_FILE",
-    "Layer",
     "Settings",
     "choose_env",
     "load_settings",
@@ -40,43 +41,27 @@ DEFAULT_DOTENV_FILE = ".env"
 _ENVIRONMENT_KEYS = frozenset({"default_model", "defaults", "models"})
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One source's data (already shape-checked) and how to describe its values' origins."""
-
-    source: Source
-    data: Mapping[str, Any]
-
-    @property
-    def kind(self) -> str:
-        """``toml``, ``env`` or ``dotenv``."""
-        return self.source.kind
-
-    def describe(self, path: tuple[str, ...]) -> str:
-        """Origin of the value at ``path`` in this source."""
-        return self.source.describe(path)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """Every settings source, read once, in priority order (highest first)."""
+    """Every settings source, read once, in priority order (highest first).
+
+    Its repr names the files only: the sources hold keys and other secrets.
+    """
 
     path: Path | None
     dotenv_path: Path | None
-    layers: tuple[Layer, ...]
-    environ: Mapping[str, str] = field(repr=False)
-    dotenv_variables: Mapping[str, str] = field(repr=False)
+    sources: tuple[Source, ...]
+    variables: Variables
     #: Derived data (merged tables, name maps) cached by resolution; sources never change.
-    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     def variable(self, name: str) -> tuple[str, str] | None:
-        """Look a variable up in the environment, then in ``.env``: ``(value, origin)`` or None."""
-        if name in self.environ:
-            return self.environ[name], f"env {name}"
-        if name in self.dotenv_variables:
-            label = display_path(self.dotenv_path) if self.dotenv_path else ".env"
-            return self.dotenv_variables[name], f"{label} ({name})"
-        return None
+        """Look a variable up (environment, then ``.env``): ``(value, origin)`` or None."""
+        return self.variables.get(name)
+
+    def sources_of(self, kind: str) -> tuple[Source, ...]:
+        """The sources of one kind (``env``, ``dotenv``, ``toml``)."""
+        return tuple(source for source in self.sources if source.kind == kind)
 
     @functools.cached_property
     def label(self) -> str:
@@ -88,11 +73,17 @@ class Settings:
         return display_path(self.path)
 
     def environment_names(self) -> list[str]:
-        """Every environment any source defines an overlay for."""
-        names: set[str] = set()
-        for layer in self.layers:
-            names.update(layer.data.get("environments", {}))
-        return sorted(names)
+        """Every environment any source defines an overlay for (file spelling first)."""
+        names: dict[str, str] = {}
+        for kind in ("toml", "env", "dotenv"):
+            for source in self.sources_of(kind):
+                for name in source.data.get("environments", {}):
+                    names.setdefault(str(name).lower(), str(name))
+        return sorted(names.values())
+
+    def __repr__(self) -> str:
+        dotenv = display_path(self.dotenv_path) if self.dotenv_path else None
+        return f"Settings(path={self.label!r}, dotenv={dotenv!r})"
 
 
 def choose_env(settings: Settings, env: str | None, *, from_variables: bool = True) -> str | None:
@@ -108,13 +99,16 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
             return None
         env, origin = found[0], found[1]
     known = settings.environment_names()
-    if env not in known:
-        raise ConfigError(
-            f"environment {env!r} (from {origin}) is not defined in {settings.label}."
-            f"{did_you_mean(env, known)} Defined environments: "
-            f"{', '.join(known) or 'none'} (add an [environments.{env}] table)."
-        )
-    return env
+    if env in known:
+        return env
+    folded = {name.lower(): name for name in known}
+    if env.lower() in folded and origin != "env=":
+        return folded[env.lower()]  # variables are case-insensitive
+    raise ConfigError(
+        f"environment {escape_control(repr(env))} (from {origin}) is not defined in "
+        f"{settings.label}.{did_you_mean(env, known)} Defined environments: "
+        f"{', '.join(known) or 'none'} (add an [environments.NAME] table)."
+    )
 
 
 def _choose_path(
@@ -130,7 +124,7 @@ def _choose_path(
         return candidate if candidate.is_file() else None
     if not chosen.is_file():
         raise ConfigError(
-            f"{what} {str(chosen)!r} ({origin}) does not exist or is not a file. "
+            f"{what} {escape_control(str(chosen))!r} ({origin}) does not exist or is not a file. "
             f"Check the path, or unset it to use ./{default}."
         )
     return chosen
@@ -139,7 +133,7 @@ def _choose_path(
 def _expect_table(source: Source, path: tuple[str, ...], value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"{source.describe((*path, ''))}: {'.'.join(path)} must be a table, "
+            f"{source.describe((*path, ''))}: {escape_control('.'.join(path))} must be a table, "
             f"not {type(value).__name__}."
         )
     return value
@@ -148,7 +142,7 @@ def _expect_table(source: Source, path: tuple[str, ...], value: Any) -> Mapping[
 def _expect_string(source: Source, path: tuple[str, ...], value: Any) -> None:
     if value is not None and not isinstance(value, str):
         raise ConfigError(
-            f"{source.describe(path)}: {'.'.join(path)} must be a string, "
+            f"{source.describe(path)}: {escape_control('.'.join(path))} must be a string, "
             f"not {type(value).__name__}."
         )
 
@@ -158,32 +152,33 @@ def _check_models(source: Source, path: tuple[str, ...], value: Any) -> None:
         _expect_table(source, (*path, name), table)
 
 
+def _check_unknown(
+    source: Source, path: tuple[str, ...], keys: Any, allowed: frozenset[str]
+) -> None:
+    unknown = sorted(set(keys) - allowed)
+    if unknown:
+        key = unknown[0]
+        where = "top-level key" if not path else "key in an environment"
+        raise ConfigError(
+            f"{source.describe((*path, key) if not path else (*path, ''))}: unknown {where} "
+            f"{escape_control(repr(key))}.{did_you_mean(key, allowed)} Allowed: "
+            f"{', '.join(sorted(allowed))}."
+        )
+
+
 def _check_shape(source: Source) -> None:
     """Check one source's structure; errors name the source, the path and what is expected."""
     data = source.data
-    unknown = sorted(set(data) - TOP_LEVEL_KEYS)
-    if unknown:
-        key = unknown[0]
-        raise ConfigError(
-            f"{source.describe((key,))}: unknown top-level key {key!r}."
-            f"{did_you_mean(key, TOP_LEVEL_KEYS)} Allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}."
-        )
+    _check_unknown(source, (), data, TOP_LEVEL_KEYS)
     for key in ("default_model", "tiktoken_cache_dir"):
         _expect_string(source, (key,), data.get(key))
     _expect_table(source, ("defaults",), data.get("defaults", {}))
     _check_models(source, ("models",), data.get("models", {}))
-    for env, overlay in _expect_table(
-        source, ("environments",), data.get("environments", {})
-    ).items():
+    environments = _expect_table(source, ("environments",), data.get("environments", {}))
+    for env, overlay in environments.items():
         path = ("environments", env)
         overlay = _expect_table(source, path, overlay)
-        unknown = sorted(set(overlay) - _ENVIRONMENT_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{source.describe((*path, ''))}: unknown key {unknown[0]!r} in an environment."
-                f"{did_you_mean(unknown[0], _ENVIRONMENT_KEYS)} Allowed: "
-                f"{', '.join(sorted(_ENVIRONMENT_KEYS))}."
-            )
+        _check_unknown(source, path, overlay, _ENVIRONMENT_KEYS)
         _expect_string(source, (*path, "default_model"), overlay.get("default_model"))
         _expect_table(source, (*path, "defaults"), overlay.get("defaults", {}))
         _check_models(source, (*path, "models"), overlay.get("models", {}))
@@ -220,10 +215,10 @@ def load_settings(
     for source in sources:
         _check_shape(source)
 
+    dotenv_label = display_path(dotenv_file) if dotenv_file else None
     return Settings(
         path=settings_file,
         dotenv_path=dotenv_file,
-        layers=tuple(Layer(source, source.data) for source in sources),
-        environ=environ,
-        dotenv_variables=dotenv_variables,
+        sources=tuple(sources),
+        variables=variable_sources(environ, dotenv_variables, dotenv_label),
     )

@@ -103,7 +103,13 @@ def test_check_lists_every_problem(write_settings: Callable[[str], Path]) -> Non
     assert "'tiemout'" in joined and "Did you mean 'timeout'" in joined
     assert "no Azure endpoint" in joined
     assert "unknown backend 'nope'" in joined
-    assert len(report["errors"]) >= 4  # a and b in both environments, plus the overlay
+    # b fails the same way in both environments: reported once, naming both
+    problems = {p["message"]: p["environments"] for p in report["problems"]}
+    assert [envs for msg, envs in problems.items() if "'tiemout'" in msg] == [["none"]]
+    assert [envs for msg, envs in problems.items() if "no Azure endpoint" in msg] == [
+        ["none", "prod"]
+    ]
+    assert report["checked"] == 2  # models, not models x environments
 
 
 def test_user_error_exit_1_without_traceback(write_settings: Callable[[str], Path]) -> None:

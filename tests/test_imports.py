@@ -27,7 +27,7 @@ def test_create_model_does_not_import_openai(tmp_path: Path) -> None:
     code = (
         "import sys, pathlib;"
         "pathlib.Path('settings.toml').write_text('[models.m]\\nbackend = \"azure\"\\n"
-        'deployment = "d"\\nendpoint = "https://x.example.com"\\napi_version = "v"\\n'
+        'deployment = "d"\\nendpoint = "https://x.example.com"\\napi_version = "2024-10-21"\\n'
         'api_key = "k"\\n\');'
         "from registry import create_model;"
         "m = create_model('m');"

@@ -122,7 +122,7 @@ def test_client_provider_switched_on_by_variable(
         backend = "azure"
         deployment = "d"
         endpoint = "{server.base_url}"
-        api_version = "v"
+        api_version = "2024-10-21"
         api_key = "test-key"
         """
     )
@@ -254,10 +254,10 @@ def test_plugin_registering_bad_objects(write_settings: Callable[[str], Path], s
     write_settings(
         FAKE_AND_AZURE.replace("{backend}", "notabackend")
         + '\n[models.az]\nbackend = "azure"\ndeployment = "d"\nendpoint = "https://x.example.com"\n'
-        'api_version = "v"\napi_key = "k"\n'
+        'api_version = "2024-10-21"\napi_key = "k"\n'
     )
     registry = ModelRegistry.from_settings()
-    with pytest.raises(PluginError, match=r"sloppy-plugin 1\.0.*not a subclass of"):
+    with pytest.raises(PluginError, match=r"sloppy-plugin 1\.0.*not a backend class"):
         registry.create("needs_plugin")
     assert type(registry.create("az")).__name__ == "AzureOpenAIModel"  # the built-in kept its name
     errors = {p.name: p for p in get_plugin_host().plugins()}["sloppy_plugin"].errors
@@ -366,7 +366,7 @@ def test_provider_client_missing_methods(write_settings: Callable[[str], Path]) 
 def azure_model(write_settings: Callable[[str], Path]) -> Any:
     write_settings(
         '[models.m]\nbackend = "azure"\ndeployment = "d"\nendpoint = "https://unused.example.com"\n'
-        'api_version = "v"\napi_key = "k"\n'
+        'api_version = "2024-10-21"\napi_key = "k"\n'
     )
     return create_model("m")
 
@@ -517,7 +517,7 @@ def test_plugin_written_from_readme(
         backend = "azure"
         deployment = "policy"
         endpoint = "{server.base_url}"
-        api_version = "v"
+        api_version = "2024-10-21"
         api_key = "test-key"
         client_provider = "acme-rl"
         """

@@ -1,0 +1,122 @@
+"""Turning invalid values into messages that name the field and its origin, never the value.
+
+pydantic's own ``str(ValidationError)`` includes ``input_value=...``, which may be a secret (a key
+pasted into the wrong field), and an exception raised while handling another keeps it as
+``__context__``. Everything here returns problems as data, so callers raise outside ``except``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from registry.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+__all__ = [
+    "Problem",
+    "checked",
+    "config_problems",
+    "describe_problems",
+    "non_finite_paths",
+    "origin_of",
+    "validate",
+    "validation_problems",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+#: A problem: the dotted field path and what is wrong with it.
+Problem = tuple[str, str]
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def validation_problems(error: ValidationError, *, prefix: str = "") -> list[Problem]:
+    """``(field path, message)`` pairs of a pydantic error, never echoing the input value."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        message = item["msg"]
+        for noise in _PREFIXES:
+            message = message.removeprefix(noise)
+        path = ".".join(str(part) for part in item["loc"])
+        problems.append((prefix + path if path else prefix.rstrip(".") or "value", message))
+    return problems
+
+
+def validate(
+    model: type[BaseModel], data: Mapping[str, Any], *, prefix: str = ""
+) -> tuple[BaseModel | None, list[Problem]]:
+    """``model`` validated from ``data``, or the problems (raising nothing)."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(dict(data)), []
+    except ValidationError as exc:
+        problems = validation_problems(exc, prefix=prefix)
+    return None, problems
+
+
+def config_problems(
+    config: Mapping[str, Any], model: type[BaseModel]
+) -> tuple[BaseModel | None, list[Problem]]:
+    """Validate request settings: the instance, or ``(config.key, message)`` problems."""
+    allowed = model.model_fields
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        listing = ", ".join(sorted(allowed))
+        return None, [
+            (
+                f"config.{key}",
+                f"unknown config key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {listing}.",
+            )
+            for key in unknown
+        ]
+    return validate(model, config, prefix="config.")
+
+
+def non_finite_paths(value: Any, path: str = "") -> Iterator[str]:
+    """Paths of NaN or infinite numbers anywhere in ``value`` (TOML and JSON both allow them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path or "value"
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from non_finite_paths(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from non_finite_paths(item, f"{path}.{index}" if path else str(index))
+
+
+def origin_of(origins: Mapping[str, str], path: str) -> str | None:
+    """Where ``path`` (or the closest enclosing field, for ``config.tools.0.type``) came from."""
+    parts = path.split(".")
+    for size in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:size]))
+        if found:
+            return found
+    return None
+
+
+def describe_problems(model: str, problems: list[Problem], origins: Mapping[str, str]) -> str:
+    """``model 'x', field 'y' (origin): message; ...`` for every problem."""
+    described = []
+    for path, message in problems:
+        origin = origin_of(origins, path)
+        where = f" ({origin})" if origin else ""
+        described.append(f"model {model!r}, field {path!r}{where}: {message}")
+    return "; ".join(described)
+
+
+def checked(check: Callable[[T], R], value: T, where: str) -> R:
+    """``check(value)``, or a :class:`ConfigError` ``"{where}: {problem}"`` for its ValueError.
+
+    Raised outside the ``except`` block, so the error carries no ``__context__`` (which could
+    hold the value).
+    """
+    try:
+        return check(value)
+    except ValueError as exc:
+        problem = str(exc)
+    raise ConfigError(f"{where}: {problem}")
