@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.errors import ConfigError
-from registry.validation import config_problems, non_finite_paths
+from registry.validation import config_problems, non_finite_paths, not_a_bool
 
 __all__ = ["ChatGPTConfig", "check_model_config"]
 
@@ -48,6 +48,22 @@ class ChatGPTConfig(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     extra_body: dict[str, Any] | None = None
+
+    @field_validator(
+        "temperature",
+        "top_p",
+        "n",
+        "max_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "max_completion_tokens",
+        "seed",
+        "top_logprobs",
+        mode="before",
+    )
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return not_a_bool(value)
 
     def as_dict(self) -> dict[str, Any]:
         """Return only the fields that were set, ready to pass to the SDK."""

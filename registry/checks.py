@@ -102,7 +102,9 @@ class CheckReport:
 
 def _check_names(settings: Settings, env: str | None, report: CheckReport) -> list[str]:
     """The environment's model names; name-level problems (orphans, default_model) recorded."""
-    registry = ModelRegistry(settings, env=env, env_from_variables=False)
+    registry = ModelRegistry(
+        settings, env=env, env_from_variables=False, warn_unused_variables=False
+    )
     names = model_names(settings, env)
     if not names.names:
         canonical_name(settings, None, env)  # raises the "no models" error create_model gives
@@ -146,7 +148,9 @@ def _check_environment(settings: Settings, env: str | None, report: CheckReport)
     except RegistryError as exc:
         report.add("error", str(exc), env)
         return
-    registry = ModelRegistry(settings, env=env, env_from_variables=False)
+    registry = ModelRegistry(
+        settings, env=env, env_from_variables=False, warn_unused_variables=False
+    )
     for name in names:
         report.models.add(name)
         _check_model(registry, name, report)

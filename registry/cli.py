@@ -10,12 +10,13 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from registry.errors import RegistryError
 from registry.masking import escape_control
-from registry.settings import choose_env, load_settings
+from registry.settings import Settings, choose_env, load_settings
 
 if TYPE_CHECKING:
     from registry.factory import ModelRegistry
@@ -112,6 +113,24 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         out.write("  " + "  ".join([*cells, row[-1]]).rstrip() + "\n")
 
 
+def _listed(value: Any, settings: Settings) -> str | None:
+    """An unvalidated value for ``list``: ``${VAR}`` applied, shown only if it looks like a name."""
+    from registry.masking import shown_name
+    from registry.variables import MalformedReference, substitute
+
+    if value is None:
+        return None
+    try:
+        text, _, missing = (
+            substitute(value, settings.variable) if isinstance(value, str) else ("", [], [])
+        )
+    except MalformedReference:
+        return shown_name(None)
+    if missing:
+        return f"(${{{missing[0]}}} is not set)"
+    return shown_name(text if isinstance(value, str) else value)
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     """List models with backend, deployment/model and aliases.
 
@@ -126,13 +145,12 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     entries: list[dict[str, Any]] = []
     for name in sorted(names.names):
         data = plain(merged_fields(settings, name, env, {}))
-        backend = data.get("backend")
         target = data.get("deployment") or data.get("model")
         entries.append(
             {
                 "name": name,
-                "backend": backend,
-                "target": target,
+                "backend": _listed(data.get("backend"), settings),
+                "target": _listed(target, settings),
                 "aliases": sorted(a for a, n in names.aliases.items() if n == name),
             }
         )
@@ -221,9 +239,12 @@ def _read_json(path: str, what: str) -> Any:
     """A JSON file (or stdin); errors name the file and the line, never the content."""
     from pathlib import Path
 
-    from registry.sources import read_text
+    from registry.sources import decode_text, read_text
 
-    text = sys.stdin.read() if path == "-" else read_text(Path(path), what)
+    if path == "-":
+        text = decode_text(sys.stdin.buffer.read(), "standard input", what)
+    else:
+        text = read_text(Path(path), what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -311,10 +332,28 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 }
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one plain line (``modelreg: warning: ...``), not Python's source excerpt."""
+    sys.stderr.write(_escaped_lines(f"modelreg: warning: {message}") + "\n")
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the CLI; return the exit code."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         return _COMMANDS[args.command](args, out)
     except RegistryError as exc:
@@ -331,4 +370,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if type(exc).__module__.startswith("openai"):
             sys.stderr.write(f"modelreg: request failed: {type(exc).__name__}: {exc}\n")
             return 1
-        raise
+        # Not a traceback, and not the message either: it may quote a value from the settings.
+        sys.stderr.write(
+            f"modelreg: internal error ({type(exc).__name__}) in modelreg or a plugin. Please "
+            "report it with the command you ran (not your settings' values).\n"
+        )
+        return 1

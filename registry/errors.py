@@ -14,6 +14,8 @@ Hierarchy::
     ├── PluginError              a plugin failed to load or registered something invalid
     └── BackendError             a backend cannot do what was asked (e.g. a missing client side)
 
+    RegistryWarning (UserWarning)   settings that work but probably do not do what was meant
+
 Errors from the openai SDK during a request are *not* wrapped: users catch
 ``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
 """

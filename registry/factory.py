@@ -99,8 +99,10 @@ class ModelRegistry:
         plugins: PluginHost | None = None,
         pool: HttpClientPool | None = None,
         env_from_variables: bool = True,
+        warn_unused_variables: bool = True,
     ) -> None:
         self._env_from_variables = env_from_variables
+        self._warn_unused_variables = warn_unused_variables
         self._plugins = plugins
         self._pool = pool if pool is not None else HttpClientPool()
         self._explicit_env = env
@@ -186,7 +188,8 @@ class ModelRegistry:
         """
         field_overrides, runtime = _split_overrides(overrides)
         spec = self.resolve(name, **field_overrides)
-        _warn_orphans(*self._state)
+        if self._warn_unused_variables:
+            _warn_orphans(*self._state)
         backend_cls = self.plugins.backend(spec.backend)
         override = active_override()
         if override is not None:  # models created inside override_clients() keep its clients

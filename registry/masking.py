@@ -34,6 +34,7 @@ __all__ = [
     "mask_url",
     "masked",
     "redact",
+    "shown_name",
 ]
 
 MASK = "***"
@@ -77,6 +78,7 @@ _SECRET_WORDS = frozenset(
     }
 )
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -157,6 +159,16 @@ def redact(value: Any, *, key: str = "") -> Any:
     if isinstance(value, list):
         return [redact(item, key=key) for item in value]
     return value
+
+
+def shown_name(value: object) -> str:
+    """``value`` if it looks like a name (a deployment, model or backend), else a placeholder.
+
+    For listings of values nobody validated yet: a key pasted into ``deployment`` must not print.
+    """
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        return value
+    return "(invalid: see modelreg check)"
 
 
 def escape_control(text: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "EnvironmentSource",
     "Source",
     "TomlFileSource",
+    "decode_text",
     "display_path",
     "env_name",
     "read_dotenv_variables",
@@ -72,6 +73,11 @@ def read_text(path: Path, what: str) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read {what}: {exc.strerror}.") from None
+    return decode_text(data, label, what)
+
+
+def decode_text(data: bytes, label: str, what: str) -> str:
+    """UTF-8 ``data`` of the file ``label`` (see :func:`read_text`)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

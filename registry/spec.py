@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.masking import MASK, Redacted, masked, redact
 from registry.precedence import BUILTIN_SOURCE, KWARG_SOURCE
+from registry.validation import not_a_bool
 
 __all__ = [
     "BUILTIN_SOURCE",
@@ -41,6 +42,19 @@ class CommonFields(BaseModel):
     @classmethod
     def _redacted(cls, value: dict[str, Any]) -> dict[str, Any]:
         return redact(value)  # type: ignore[no-any-return]
+
+    @field_validator("timeout", "max_retries", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return not_a_bool(value)
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``MODELREG_MODELS__CHAT__ALIASES=a,b`` (as well as a JSON list)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 COMMON_FIELD_NAMES = frozenset(CommonFields.model_fields)

@@ -22,6 +22,7 @@ __all__ = [
     "config_problems",
     "describe_problems",
     "non_finite_paths",
+    "not_a_bool",
     "origin_of",
     "validate",
     "validation_problems",
@@ -107,6 +108,13 @@ def describe_problems(model: str, problems: list[Problem], origins: Mapping[str,
         where = f" ({origin})" if origin else ""
         described.append(f"model {model!r}, field {path!r}{where}: {message}")
     return "; ".join(described)
+
+
+def not_a_bool(value: Any) -> Any:
+    """A ``before`` validator for numbers: ``timeout = true`` is a mistake, not 1 second."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
 
 
 def checked(check: Callable[[T], R], value: T, where: str) -> R:

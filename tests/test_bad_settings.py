@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import ConfigError, ModelRegistry, RegistryError
-from registry.errors import RegistryWarning
 from registry.checks import check_settings
+from registry.errors import RegistryWarning
 from registry.layers import default_model_name
 from registry.settings import load_settings
 
