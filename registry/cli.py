@@ -122,7 +122,9 @@ def _listed(value: Any, settings: Settings) -> str | None:
         return None
     try:
         text, _, missing = (
-            substitute(value, settings.variable) if isinstance(value, str) else ("", [], [])
+            substitute(value, lambda n: settings.variable(n, secret_stores=False))
+            if isinstance(value, str)
+            else ("", [], [])
         )
     except MalformedReference:
         return shown_name(None)

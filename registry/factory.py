@@ -17,7 +17,6 @@ from registry.layers import model_names, orphan_message
 from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
-from registry.precedence import root_values
 from registry.resolve import explained_fields, resolve, resolve_fields
 from registry.settings import Settings, choose_env, load_settings
 from registry.spec import ExplainedField, ModelSpec
@@ -247,8 +246,9 @@ class ModelRegistry:
         base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
-        settings, env = self._state
-        cache_dir = next(root_values(settings, env, "tiktoken_cache_dir"), None)
+        options = self._state[0].options
+        directory = options.values.tiktoken_cache_dir
+        cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
 
         def build() -> BaseTokenCounter:
             try:

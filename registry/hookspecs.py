@@ -25,6 +25,7 @@ __all__ = [
     "hookspec",
     "modelreg_register_backends",
     "modelreg_register_client_providers",
+    "modelreg_register_settings_sources",
     "modelreg_register_token_counters",
 ]
 
@@ -65,4 +66,18 @@ def modelreg_register_client_providers(register: Callable[[str, Any], None]) -> 
     ``sync_client(spec)`` and ``async_client(spec)``, each returning a client with
     ``chat.completions.create`` (and ``parse``/``stream`` when those are used), or None to let
     the backend build that side itself. A model selects it with ``client_provider = "name"``.
+    """
+
+
+@hookspec
+def modelreg_register_settings_sources(register: Callable[[str, Any], None]) -> None:
+    """Register secret stores for variables: ``register("aws-secrets", SettingsSource(...))``.
+
+    The object is a :class:`registry.secret_stores.SettingsSource`: ``build(options)`` returns a
+    pydantic-settings source (any ``PydanticBaseSettingsSource``: its ``get_field_value`` is asked
+    for one variable at a time), a callable ``lookup(name) -> str | None``, or None when the
+    store is not configured; ``order`` places it among the stores (secrets dir 30, Key Vault 40,
+    default 50); ``label`` names the origin of its values (``"{name}"`` is the variable). Stores
+    serve ``${VAR}`` references and the backends' credential variables, after the environment
+    and ``.env``; values from them are secrets.
     """

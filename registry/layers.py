@@ -36,6 +36,7 @@ __all__ = [
     "origins",
     "orphan_message",
     "plain",
+    "secret_paths",
 ]
 
 
@@ -48,16 +49,18 @@ class Sourced:
         origin: where it came from, as shown to users (``env MODELREG_MODELS__CHAT__...``).
         level: its row in :data:`registry.precedence.LEVELS` (1 = keyword argument).
         rank: the position of its table among all tables of the model (0 = highest).
+        secret: it came from a secret store, so it is shown as ``***`` whatever the field.
     """
 
     value: Any
     origin: str
     level: int = BUILTIN_LEVEL
     rank: int = 1 << 30
+    secret: bool = False
 
-    def with_value(self, value: Any, origin: str | None = None) -> Sourced:
-        """The same provenance for a new value (after substitution or validation)."""
-        return Sourced(value, origin or self.origin, self.level, self.rank)
+    def with_value(self, value: Any) -> Sourced:
+        """The same provenance for a new value."""
+        return Sourced(value, self.origin, self.level, self.rank, self.secret)
 
 
 Fields = dict[str, Sourced]
@@ -120,6 +123,15 @@ def origins(fields: Mapping[str, Sourced]) -> dict[str, str]:
         if _is_table(sourced):
             found.update({f"{key}.{k}": v.origin for k, v in sourced.value.items()})
     return found
+
+
+def secret_paths(fields: Mapping[str, Sourced]) -> frozenset[str]:
+    """Dotted paths of the values that came from a secret store."""
+    found = {key for key, s in fields.items() if s.secret}
+    for key, sourced in fields.items():
+        if _is_table(sourced):
+            found.update(f"{key}.{k}" for k, v in sourced.value.items() if v.secret)
+    return frozenset(found)
 
 
 def _is_table(sourced: Sourced) -> bool:

@@ -33,8 +33,9 @@ from registry.layers import (
     model_names,
     origins,
     plain,
+    secret_paths,
 )
-from registry.masking import MASK, escape_control, is_secret_name
+from registry.masking import escape_control, is_secret_name
 from registry.precedence import CONVENTIONAL_LEVEL, DEFAULTS_LEVEL
 from registry.settings import Settings
 from registry.sources import env_name
@@ -46,7 +47,7 @@ from registry.spec import (
     ExplainedField,
     IgnoredField,
     ModelSpec,
-    display,
+    explained,
 )
 from registry.validation import (
     Problem,
@@ -55,7 +56,7 @@ from registry.validation import (
     non_finite_paths,
     validate,
 )
-from registry.variables import MalformedReference, substitute
+from registry.variables import Found, MalformedReference, substitute
 
 __all__ = [
     "BackendCatalog",
@@ -238,6 +239,7 @@ def _apply_conventional(settings: Settings, resolved: Resolved) -> None:
     higher level, none of the group's variables is consulted; else the first one found wins.
     """
     backend_cls, fields = resolved.backend_cls, resolved.fields
+    secret = _secret_fields(backend_cls.settings_model)
     fallbacks = {**COMMON_ENV_FALLBACKS, **backend_cls.env_fallbacks}
     groups: tuple[tuple[str, ...], ...] = getattr(backend_cls, "exclusive_fallbacks", ())
     grouped = {key: group for group in groups for key in group}
@@ -248,9 +250,11 @@ def _apply_conventional(settings: Settings, resolved: Resolved) -> None:
         if _is_set(fields, key) or (group is not None and group in satisfied):
             continue
         for variable in fallbacks[key]:
-            found = settings.variable(variable)
-            if found is not None and found[0] != "":
-                fields[key] = Sourced(found[0], found[1], CONVENTIONAL_LEVEL, 1 << 29)
+            found = settings.variable(variable, secret_stores=key in secret)
+            if found is not None and found.value != "":
+                fields[key] = Sourced(
+                    found.value, found.origin, CONVENTIONAL_LEVEL, 1 << 29, secret=found.secret
+                )
                 if group is not None:
                     satisfied.add(group)
                 break
@@ -288,7 +292,7 @@ class _Substitution:
                     fields[key] = replaced
 
     def _field(self, path: str, sourced: Sourced) -> Sourced | None:
-        used: list[str] = []
+        used: list[Found] = []
         missing: list[str] = []
         value = self._walk(path, sourced, sourced.value, used, missing)
         if missing:
@@ -296,17 +300,20 @@ class _Substitution:
                 variable = missing[0]
                 raise ConfigError(
                     f"model {self.resolved.name!r}, field {path!r} ({sourced.origin}): variable "
-                    f"${{{variable}}} is not set. Set {variable} in the environment or .env, "
-                    f"or write ${{{variable}:-default}} to give a default."
+                    f"${{{variable}}} is not set (looked in: "
+                    f"{', '.join(self.settings.variables.where(variable))}). Set {variable}, or "
+                    f"write ${{{variable}:-default}} to give a default."
                 )
             self.resolved.unset[path] = (missing[0], sourced.origin)
             return None
         if not used:
             return sourced
-        return sourced.with_value(value, f"{sourced.origin} via {', '.join(used)}")
+        origin = f"{sourced.origin} via {', '.join(found.origin for found in used)}"
+        secret = sourced.secret or any(found.secret for found in used)
+        return Sourced(value, origin, sourced.level, sourced.rank, secret=secret)
 
     def _walk(
-        self, path: str, sourced: Sourced, value: Any, used: list[str], missing: list[str]
+        self, path: str, sourced: Sourced, value: Any, used: list[Found], missing: list[str]
     ) -> Any:
         if isinstance(value, str):
             try:
@@ -454,6 +461,7 @@ def spec_from(settings: Settings, catalog: BackendCatalog, resolved: Resolved) -
         sources=sources,
         secret_fields=_secret_fields(resolved.backend_cls.settings_model),
         ignored=dict(resolved.ignored),
+        secret_values=secret_paths(resolved.fields),
     )
 
 
@@ -500,18 +508,17 @@ def _unvalidated_fields(resolved: Resolved) -> dict[str, ExplainedField]:
     """The resolved values as they are (validation could not finish: a variable is unset)."""
     values = plain(resolved.fields)
     sources = origins(resolved.fields)
-    secret = _secret_fields(resolved.backend_cls.settings_model)
+    secret = _secret_fields(resolved.backend_cls.settings_model) | secret_paths(resolved.fields)
     shown: dict[str, ExplainedField] = {}
     models = (CommonFields, resolved.backend_cls.settings_model)
     for key, info in ((k, i) for m in models for k, i in m.model_fields.items()):
         if key == "config":
             for sub, value in (values.get("config") or {}).items():
                 path = f"config.{sub}"
-                shown[path] = ExplainedField(
-                    display(sub if isinstance(value, Mapping) else "", value), sources[path]
-                )
+                name = sub if isinstance(value, Mapping) else ""
+                shown[path] = explained(value, sources[path], name=name, secret=path in secret)
             continue
         value = values[key] if key in values else info.get_default(call_default_factory=True)
-        masked_value = MASK if key in secret and value is not None else display(key, value)
-        shown[key] = ExplainedField(masked_value, sources.get(key, BUILTIN_SOURCE), key in secret)
+        source = sources.get(key, BUILTIN_SOURCE)
+        shown[key] = explained(value, source, name=key, secret=key in secret)
     return shown

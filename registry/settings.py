@@ -1,9 +1,10 @@
 """Loading settings: which files, which sources, and the shape each source must have.
 
-:func:`load_settings` finds the settings file (argument, ``MODELREG_SETTINGS``, else
-``./settings.toml``) and the ``.env`` file (argument, ``MODELREG_DOTENV``, else ``./.env``), reads
-every source once and checks its shape. It does not merge them: resolution applies the
-precedence per field (:mod:`registry.precedence`) so that each value keeps its origin.
+:func:`load_settings` reads the registry's options (:mod:`registry.options`: argument, the
+environment, ``.env``), finds the ``.env`` file (``MODELREG_DOTENV``, else ``./.env``) and the
+settings file (``MODELREG_SETTINGS``, else ``./settings.toml``), reads every source once and checks
+its shape. It does not merge them: resolution applies the precedence per field
+(:mod:`registry.precedence`) so that each value keeps its origin.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError, did_you_mean
 from registry.masking import escape_control
+from registry.precedence import KWARG_SOURCE
 from registry.sources import (
     TOP_LEVEL_KEYS,
     DotEnvFileSource,
@@ -26,7 +28,10 @@ from registry.sources import (
     display_path,
     read_dotenv_variables,
 )
-from registry.variables import Variables, variable_sources
+from registry.variables import Found, Variables, variable_sources
+
+if TYPE_CHECKING:
+    from registry.options import LoadedOptions
 
 __all__ = [
     "DEFAULT_DOTENV_FILE",
@@ -52,12 +57,13 @@ class Settings:
     dotenv_path: Path | None
     sources: tuple[Source, ...]
     variables: Variables
+    options: LoadedOptions
     #: Derived data (merged tables, name maps) cached by resolution; sources never change.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
-    def variable(self, name: str) -> tuple[str, str] | None:
-        """Look a variable up (environment, then ``.env``): ``(value, origin)`` or None."""
-        return self.variables.get(name)
+    def variable(self, name: str, *, secret_stores: bool = True) -> Found | None:
+        """Look a variable up (environment, ``.env``, then the secret stores), or None."""
+        return self.variables.get(name, secret_stores=secret_stores)
 
     def sources_of(self, kind: str) -> tuple[Source, ...]:
         """The sources of one kind (``env``, ``dotenv``, ``toml``)."""
@@ -94,10 +100,10 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     """
     origin = "env="
     if env is None:
-        found = settings.variable("MODELREG_ENV") if from_variables else None
-        if found is None or not found[0]:
+        env = settings.options.values.env if from_variables else None
+        if env is None:
             return None
-        env, origin = found[0], found[1]
+        origin = settings.options.origin("env")
     known = settings.environment_names()
     if env in known:
         return env
@@ -111,21 +117,16 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     )
 
 
-def _choose_path(
-    explicit: str | os.PathLike[str] | None, variable: str, default: str, *, what: str
-) -> Path | None:
-    """Pick a file from an argument, then an environment variable, then a default name."""
-    if explicit is not None:
-        chosen, origin = Path(explicit), "given"
-    elif os.environ.get(variable):
-        chosen, origin = Path(os.environ[variable]), f"named by {variable}"
-    else:
+def _chosen_file(options: LoadedOptions, name: str, default: str, what: str) -> Path | None:
+    """The file an option names (it must exist), else ``./default`` if it exists."""
+    chosen: Path | None = getattr(options.values, name)
+    if chosen is None:
         candidate = Path(default)
         return candidate if candidate.is_file() else None
     if not chosen.is_file():
         raise ConfigError(
-            f"{what} {escape_control(str(chosen))!r} ({origin}) does not exist or is not a file. "
-            f"Check the path, or unset it to use ./{default}."
+            f"{what} {escape_control(str(chosen))!r} (from {options.origin(name)}) does not exist "
+            f"or is not a file. Check the path, or unset it to use ./{default}."
         )
     return chosen
 
@@ -170,8 +171,7 @@ def _check_shape(source: Source) -> None:
     """Check one source's structure; errors name the source, the path and what is expected."""
     data = source.data
     _check_unknown(source, (), data, TOP_LEVEL_KEYS)
-    for key in ("default_model", "tiktoken_cache_dir"):
-        _expect_string(source, (key,), data.get(key))
+    _expect_string(source, ("default_model",), data.get("default_model"))
     _expect_table(source, ("defaults",), data.get("defaults", {}))
     _check_models(source, ("models",), data.get("models", {}))
     environments = _expect_table(source, ("environments",), data.get("environments", {}))
@@ -188,37 +188,65 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     dotenv_path: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    given_origin: str = KWARG_SOURCE,
 ) -> Settings:
-    """Read the settings file, ``MODELREG_*`` variables and ``.env`` into a :class:`Settings`.
+    """Read the options, the settings file, ``MODELREG_*`` variables and ``.env``.
 
     Args:
         path: the settings file; default ``MODELREG_SETTINGS``, else ``./settings.toml`` if present.
         dotenv_path: the ``.env`` file; default ``MODELREG_DOTENV``, else ``./.env`` if present.
+        env: the environment overlay (the ``MODELREG_ENV`` option); checked by the registry.
+        given_origin: how to name the arguments above in origins (``--env`` on the CLI...).
 
     Raises:
-        ConfigError: a named file is missing, or a source is malformed.
+        ConfigError: a named file is missing, a source is malformed, an option is invalid.
     """
-    settings_file = _choose_path(
-        path, "MODELREG_SETTINGS", DEFAULT_SETTINGS_FILE, what="settings file"
-    )
-    dotenv_file = _choose_path(
-        dotenv_path, "MODELREG_DOTENV", DEFAULT_DOTENV_FILE, what=".env file"
-    )
-    environ = dict(os.environ)
-    dotenv_variables = read_dotenv_variables(dotenv_file)
+    from registry.options import load_options, warn_unknown_variables
 
+    environ = dict(os.environ)
+    given = {"settings": path, "dotenv": dotenv_path, "env": env}
+    early = load_options(given, environ=environ, dotenv={}, given_origin=given_origin)
+    dotenv_file = _chosen_file(early, "dotenv", DEFAULT_DOTENV_FILE, ".env file")
+    dotenv_variables = read_dotenv_variables(dotenv_file)
+    dotenv_label = display_path(dotenv_file) if dotenv_file else ".env"
+
+    def options_with(toml: TomlFileSource | None) -> LoadedOptions:
+        return load_options(
+            given,
+            environ=environ,
+            dotenv=dotenv_variables,
+            dotenv_label=dotenv_label,
+            toml=toml.data if toml else None,
+            toml_label=toml.label if toml else "settings.toml",
+            given_origin=given_origin,
+        )
+
+    settings_file = _chosen_file(
+        options_with(None), "settings", DEFAULT_SETTINGS_FILE, "settings file"
+    )
+    toml = TomlFileSource(settings_file) if settings_file is not None else None
+    options = options_with(toml)
+    warn_unknown_variables(environ, dotenv_variables)
     sources: list[Source] = [EnvironmentSource(environ)]
     if dotenv_file is not None:
         sources.append(DotEnvFileSource(dotenv_file, dotenv_variables))
-    if settings_file is not None:
-        sources.append(TomlFileSource(settings_file))
+    if toml is not None:
+        sources.append(toml)
     for source in sources:
         _check_shape(source)
-
-    dotenv_label = display_path(dotenv_file) if dotenv_file else None
     return Settings(
         path=settings_file,
         dotenv_path=dotenv_file,
         sources=tuple(sources),
-        variables=variable_sources(environ, dotenv_variables, dotenv_label),
+        variables=variable_sources(
+            environ, dotenv_variables, dotenv_label, lambda: _secret_stores(options)
+        ),
+        options=options,
     )
+
+
+def _secret_stores(options: LoadedOptions) -> list[Any]:
+    from registry.secret_stores import secret_stores
+
+    return secret_stores(options)

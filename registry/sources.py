@@ -27,6 +27,8 @@ from registry.masking import escape_control
 
 __all__ = [
     "ENV_PREFIX",
+    "FILE_OPTIONS",
+    "SETTINGS_PATH_KEYS",
     "TOP_LEVEL_KEYS",
     "DotEnvFileSource",
     "EnvironmentSource",
@@ -41,10 +43,12 @@ __all__ = [
 
 ENV_PREFIX = "MODELREG_"
 _DELIMITER = "__"
+#: What ``MODELREG_<PATH>`` variables may set: settings values (the rest are options).
+SETTINGS_PATH_KEYS = frozenset({"default_model", "defaults", "models", "environments"})
+#: Options that may also be set as a top-level key of settings.toml (see registry.options).
+FILE_OPTIONS = ("tiktoken_cache_dir", "secrets_dir", "azure_key_vault_url", "routing_state")
 #: The keys a settings source may have at its top level.
-TOP_LEVEL_KEYS = frozenset(
-    {"default_model", "tiktoken_cache_dir", "defaults", "models", "environments"}
-)
+TOP_LEVEL_KEYS = SETTINGS_PATH_KEYS | frozenset(FILE_OPTIONS)
 _BOM = "\ufeff"
 
 
@@ -179,8 +183,8 @@ class _VariableSource(Source):
 
     def _add(self, name: str, value: str) -> None:
         path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split(_DELIMITER))
-        if path[0] not in TOP_LEVEL_KEYS or any(not part for part in path):
-            return  # MODELREG_ENV, MODELREG_PLUGINS ... are not settings values
+        if path[0] not in SETTINGS_PATH_KEYS or any(not part for part in path):
+            return  # MODELREG_ENV, MODELREG_PLUGINS ... are options, not settings values
         if path in self.names:
             raise ConfigError(
                 f"{self._label(name)} and {self._label(self.names[path])} set the same value "

@@ -21,6 +21,8 @@ __all__ = [
     "ExplainedField",
     "IgnoredField",
     "ModelSpec",
+    "display",
+    "explained",
 ]
 
 
@@ -96,6 +98,12 @@ def display(key: str, value: Any) -> Any:
     return _jsonable(shown)
 
 
+def explained(value: Any, source: str, *, name: str, secret: bool) -> ExplainedField:
+    """One value as shown: ``***`` for a secret (by field or by where it came from)."""
+    secret = secret and value is not None
+    return ExplainedField(MASK if secret else display(name, value), source, secret)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return f"<{type(value).__name__}>"
@@ -122,6 +130,8 @@ class ModelSpec:
         config: the validated request configuration (unset keys dropped).
         sources: where each field came from, keyed by field name (``config.<key>`` for config).
         ignored: fields of another backend that this model's backend does not have.
+        secret_fields: fields that hold secrets by their type or name.
+        secret_values: fields (dotted paths) whose value came from a secret store.
     """
 
     name: str
@@ -132,6 +142,7 @@ class ModelSpec:
     sources: Mapping[str, str] = field(default_factory=dict)
     secret_fields: frozenset[str] = frozenset()
     ignored: Mapping[str, IgnoredField] = field(default_factory=dict)
+    secret_values: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, Redacted):
@@ -156,21 +167,19 @@ class ModelSpec:
             if key == "config":
                 for config_key, config_value in sorted(self.config.items()):
                     path = f"config.{config_key}"
-                    explained[path] = ExplainedField(
-                        display(
-                            config_key if isinstance(config_value, Mapping) else "", config_value
-                        ),
-                        self.sources.get(path, BUILTIN_SOURCE),
-                    )
+                    name = config_key if isinstance(config_value, Mapping) else ""
+                    explained[path] = self._field(path, name, config_value)
                 continue
-            secret = key in self.secret_fields and value is not None
-            shown = MASK if secret else display(key, value)
-            explained[key] = ExplainedField(shown, self.sources.get(key, BUILTIN_SOURCE), secret)
+            explained[key] = self._field(key, key, value)
         for key, ignored in sorted(self.ignored.items()):
             explained[key] = ExplainedField(
                 display(key, ignored.value), ignored.source, note=f"ignored: {ignored.reason}"
             )
         return explained
+
+    def _field(self, path: str, name: str, value: Any) -> ExplainedField:
+        secret = path in self.secret_fields or path in self.secret_values
+        return explained(value, self.sources.get(path, BUILTIN_SOURCE), name=name, secret=secret)
 
     def __repr__(self) -> str:
         return (

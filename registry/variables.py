@@ -1,19 +1,26 @@
 """Variables: where ``${VAR}`` references and conventional variables are looked up.
 
-The lookup order is written once, in :func:`variable_sources`: the process environment, then
-``.env``. (A new variable source — a secrets directory, a vault — is one more entry there and one
-row in the README.) :func:`substitute` replaces ``${VAR}`` and ``${VAR:-default}`` in settings
-strings; ``$${`` writes a literal ``${``. A malformed reference (``${DEPLOY``, ``${1BAD}``) is an
-error that says what is wrong without repeating the value.
+The lookup order: the process environment, then ``.env``, then the secret stores registered
+through ``modelreg_register_settings_sources`` in their declared order (the secrets directory,
+Azure Key Vault, plugins). The secret stores are consulted lazily — only for a variable no earlier
+source has — and only for ``${VAR}`` references and credentials, so a model that needs no secret
+never reaches them. A value read from a secret store is a secret from that moment.
+
+:func:`substitute` replaces ``${VAR}`` and ``${VAR:-default}`` in settings strings; ``$${`` writes
+a literal ``${``. A malformed reference (``${DEPLOY``, ``${1BAD}``) is an error that says what is
+wrong without repeating the value.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
+    "Found",
     "MalformedReference",
     "Reference",
     "VariableSource",
@@ -27,46 +34,85 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _REFERENCE = re.compile(rf"\$\{{(?P<name>{_NAME})(?::-(?P<default>[^}}]*))?\}}")
 
 
+class Found(NamedTuple):
+    """A variable's value, where it came from, and whether it is a secret from a secret store."""
+
+    value: str
+    origin: str
+    secret: bool = False
+
+
 @dataclass(frozen=True)
 class VariableSource:
     """One place variables come from, and how to name a variable found there."""
 
     kind: str
-    values: Mapping[str, str]
+    lookup: Callable[[str], str | None]
     label: Callable[[str], str]
+    secret: bool = False
 
     def __repr__(self) -> str:
-        return f"<VariableSource {self.kind}: {len(self.values)} variable(s)>"
+        return f"<VariableSource {self.kind}>"
 
 
 class Variables:
-    """Variables by name from several sources, highest first: ``(value, origin)``."""
+    """Variables by name: the environment and ``.env``, then (lazily) the secret stores."""
 
-    def __init__(self, sources: Sequence[VariableSource]) -> None:
+    def __init__(
+        self,
+        sources: Sequence[VariableSource],
+        secret_stores: Callable[[], Sequence[VariableSource]] | None = None,
+    ) -> None:
         self.sources = tuple(sources)
+        self._build_stores = secret_stores
+        self._stores: tuple[VariableSource, ...] | None = None
+        self._lock = threading.Lock()
 
-    def get(self, name: str) -> tuple[str, str] | None:
-        """The value of ``name`` and where it came from, or None when no source has it."""
+    def get(self, name: str, *, secret_stores: bool = True) -> Found | None:
+        """``name``'s value and origin, or None; ``secret_stores=False`` skips the stores."""
         for source in self.sources:
-            value = source.values.get(name)
+            value = source.lookup(name)
             if value is not None:
-                return value, source.label(name)
+                return Found(value, source.label(name), source.secret)
+        if not secret_stores:
+            return None
+        for store in self.stores():
+            value = store.lookup(name)
+            if value is not None:
+                return Found(value, store.label(name), True)
         return None
 
+    def where(self, name: str) -> list[str]:
+        """The places ``name`` was looked for (for "not set" messages)."""
+        return [source.label(name) for source in (*self.sources, *self.stores())]
+
+    def stores(self) -> tuple[VariableSource, ...]:
+        """The secret stores, built on first use (they may import plugins or clients)."""
+        if self._stores is None:
+            with self._lock:
+                if self._stores is None:
+                    built = self._build_stores() if self._build_stores else ()
+                    self._stores = tuple(built)
+        return self._stores
+
     def __repr__(self) -> str:
-        return f"Variables({', '.join(s.kind for s in self.sources)})"
+        return f"Variables({', '.join(s.kind for s in self.sources)}, secret stores)"
 
 
 def variable_sources(
-    environ: Mapping[str, str], dotenv: Mapping[str, str], dotenv_label: str | None
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str],
+    dotenv_label: str | None,
+    secret_stores: Callable[[], Sequence[VariableSource]] | None = None,
 ) -> Variables:
-    """The lookup chain, highest first: the process environment, then ``.env``."""
+    """The lookup chain, highest first: the process environment, ``.env``, the secret stores."""
     label = dotenv_label or ".env"
     return Variables(
         [
-            VariableSource("env", environ, lambda name: f"env {name}"),
-            VariableSource("dotenv", dotenv, lambda name: f"{label} ({name})"),
-        ]
+            VariableSource("env", environ.get, lambda name: f"env {name}"),
+            VariableSource("dotenv", dotenv.get, lambda name: f"{label} ({name})"),
+        ],
+        secret_stores,
     )
 
 
@@ -120,13 +166,16 @@ def _malformed(text: str, index: int) -> str:
 
 
 def substitute(
-    text: str, lookup: Callable[[str], tuple[str, str] | None]
-) -> tuple[str, list[str], list[str]]:
-    """Replace references in ``text``: the result, what was used (for origins), what is unset."""
+    text: str, lookup: Callable[[str], Found | None]
+) -> tuple[str, list[Found], list[str]]:
+    """Replace references in ``text``: the result, the variables used, the names that are unset.
+
+    A used variable's ``origin`` reads ``${NAME} from <where>`` (or ``unset, default used``).
+    """
     references = find_references(text)
     if not references:
         return text.replace("$${", "${"), [], []
-    used: list[str] = []
+    used: list[Found] = []
     missing: list[str] = []
     pieces: list[str] = []
     position = 0
@@ -134,10 +183,10 @@ def substitute(
         pieces.append(text[position : ref.start].replace("$${", "${"))
         found = lookup(ref.name)
         if found is not None:
-            used.append(f"${{{ref.name}}} from {found[1]}")
-            pieces.append(found[0])
+            used.append(found._replace(origin=f"${{{ref.name}}} from {found.origin}"))
+            pieces.append(found.value)
         elif ref.default is not None:
-            used.append(f"${{{ref.name}}} unset, default used")
+            used.append(Found(ref.default, f"${{{ref.name}}} unset, default used"))
             pieces.append(ref.default)
         else:
             missing.append(ref.name)

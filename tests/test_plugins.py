@@ -540,4 +540,5 @@ def test_plugin_written_from_readme(
         "backends": ["acme"],
         "token_counters": ["acme-words"],
         "client_providers": ["acme-rl"],
+        "settings_sources": [],
     }
