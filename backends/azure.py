@@ -77,7 +77,7 @@ def checked_client_kwargs(
     problems = check_client_kwargs(kwargs, client=client, reserved=reserved)
     if problems:
         raise ValueError("; ".join(f"{path}: {message}" for path, message in problems))
-    return redact(dict(kwargs))  # type: ignore[no-any-return]
+    return redact(dict(kwargs))
 
 
 def _credential(value: str | SecretStr | None) -> SecretStr | None:

@@ -21,7 +21,10 @@ from registry.settings import Settings, choose_env, load_settings
 if TYPE_CHECKING:
     from registry.factory import ModelRegistry
 
-__all__ = ["main"]
+__all__ = ["COMMAND_LINE", "main"]
+
+#: The origin of an option given as a flag (``--env prod``).
+COMMAND_LINE = "command line"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -71,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check", "validate every model in every environment; exit 1 on errors")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     command("plugins", "list plugins and what each registered")
+    command("config", "show the registry's options (MODELREG_*) and where each came from")
     tokens = command("tokens", "count the prompt tokens of a JSON messages file for a model")
     tokens.add_argument("name", nargs="?", help="model name or alias")
     tokens.add_argument("file", nargs="?", default="-", help="JSON messages file, or - for stdin")
@@ -90,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _registry(args: argparse.Namespace) -> ModelRegistry:
     from registry.factory import ModelRegistry
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    return ModelRegistry(settings, env=args.env)
+    return ModelRegistry(_settings(args))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with --settings/--dotenv/--env as options given on the command line."""
+    return load_settings(
+        args.settings, dotenv_path=args.dotenv, env=args.env, given_origin=COMMAND_LINE
+    )
 
 
 def _escaped_lines(text: str) -> str:
@@ -141,8 +151,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     """
     from registry.layers import merged_fields, model_names, plain
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    env = choose_env(settings, args.env)
+    settings = _settings(args)
+    env = choose_env(settings, None)
     names = model_names(settings, env)
     entries: list[dict[str, Any]] = []
     for name in sorted(names.names):
@@ -204,7 +214,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Validate every model in every environment; list every problem."""
     from registry.checks import check_settings
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
+    settings = _settings(args)
     report = check_settings(settings, only_env=args.env, strict=args.strict)
     if args.json:
         _print_json(report.to_dict(), out)
@@ -235,6 +245,23 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
         for error in plugin.errors:
             out.write(_escaped_lines(f"  ERROR: {error}") + "\n")
     return 1 if any(p.errors for p in plugins) else 0
+
+
+def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
+    """The registry's options with their values and origins."""
+    options = _settings(args).options.describe()
+    if args.json:
+        _print_json({option.name: option.to_dict() for option in options}, out)
+        return 0
+    rows = [["OPTION", "VARIABLE", "VALUE", "SOURCE"]]
+    for option in options:
+        value = option.to_dict()["value"]
+        shown = (
+            "(unset)" if value is None else value if isinstance(value, str) else json.dumps(value)
+        )
+        rows.append([option.name, option.variable, shown, option.source])
+    _table(rows, out)
+    return 0
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -329,6 +356,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "show": cmd_show,
     "check": cmd_check,
     "plugins": cmd_plugins,
+    "config": cmd_config,
     "tokens": cmd_tokens,
     "chat": cmd_chat,
 }

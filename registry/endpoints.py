@@ -9,11 +9,13 @@ those into the exact settings lines to write instead.
 A rejected value is described, never echoed: it may be a key pasted into the wrong field. Only
 parts that were checked to be a host name, a deployment name or an API version are repeated.
 ``http://`` is accepted for loopback hosts (local simulators and servers) only, unless the model
-sets ``allow_http = true``.
+sets ``allow_http = true``. The checks are pure functions of their arguments, so their results are
+cached: building many models on one endpoint checks it once.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import SplitResult, parse_qsl, urlsplit
@@ -50,6 +52,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1024)
 def check_api_version(value: str) -> str:
     """A dated version (``2024-10-21``, ``2025-04-01-preview``) or a keyword (``v1``)."""
     text = value.strip()
@@ -65,6 +68,7 @@ def check_api_version(value: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def check_deployment_name(value: str) -> str:
     """An Azure deployment name: letters, digits, ``.``, ``_`` and ``-``, 1-64 characters.
 
@@ -173,6 +177,7 @@ def _what_is_extra(parts: SplitResult) -> str:
     return " and ".join(extra)
 
 
+@functools.lru_cache(maxsize=1024)
 def check_endpoint(value: str, *, field: str = "endpoint", allow_http: bool = False) -> str:
     """An Azure resource endpoint, ``https://host[:port]`` (a trailing slash is dropped).
 
@@ -191,6 +196,7 @@ def check_endpoint(value: str, *, field: str = "endpoint", allow_http: bool = Fa
     return origin
 
 
+@functools.lru_cache(maxsize=1024)
 def check_base_url(value: str, *, field: str = "base_url", allow_http: bool = False) -> str:
     """An OpenAI-compatible server's base URL: a path is kept (``/v1``); no query or fragment."""
     parts, origin = _split(value, field)

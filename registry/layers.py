@@ -29,6 +29,7 @@ __all__ = [
     "Fields",
     "ModelNames",
     "Sourced",
+    "SourcedTable",
     "default_model_name",
     "merge",
     "merged_fields",
@@ -48,7 +49,7 @@ class Sourced:
         value: the value (for a table-valued field, a ``dict`` of key → :class:`Sourced`).
         origin: where it came from, as shown to users (``env MODELREG_MODELS__CHAT__...``).
         level: its row in :data:`registry.precedence.LEVELS` (1 = keyword argument).
-        rank: the position of its table among all tables of the model (0 = highest).
+        rank: the position of its table among the model's tables (lower = higher precedence).
         secret: it came from a secret store, so it is shown as ``***`` whatever the field.
     """
 
@@ -64,6 +65,10 @@ class Sourced:
 
 
 Fields = dict[str, Sourced]
+
+
+class SourcedTable(dict[str, Sourced]):
+    """The value of a table-valued field (``config``...): each key with its own origin."""
 
 
 def _decode(value: Any, table: Table) -> Any:
@@ -92,8 +97,10 @@ def merge(tables: Iterable[Table]) -> Fields:
             current = merged.get(key)
             if isinstance(value, Mapping):
                 if current is None:
-                    current = merged[key] = Sourced({}, table.origin(key), table.level, table.rank)
-                if isinstance(current.value, dict):  # else a higher table set a plain value
+                    current = merged[key] = Sourced(
+                        SourcedTable(), table.origin(key), table.level, table.rank
+                    )
+                if isinstance(current.value, SourcedTable):  # else a higher table set a value
                     for sub_key, sub_value in value.items():
                         if sub_key not in current.value:
                             current.value[sub_key] = Sourced(
@@ -135,26 +142,40 @@ def secret_paths(fields: Mapping[str, Sourced]) -> frozenset[str]:
 
 
 def _is_table(sourced: Sourced) -> bool:
-    return isinstance(sourced.value, dict) and all(
-        isinstance(v, Sourced) for v in sourced.value.values()
-    )
+    return isinstance(sourced.value, SourcedTable)
 
 
 def merged_fields(
     settings: Settings, name: str, env: str | None, overrides: Mapping[str, Any]
 ) -> Fields:
-    """Every table of ``name`` (defaults included) merged; cached per settings without overrides."""
+    """Every table of ``name`` (defaults included) merged, keyword arguments on top.
+
+    The settings' own tables are merged once per :class:`Settings` (they never change); each
+    call gets a fresh copy to work on.
+    """
     key = ("merged", name, env)
-    if not overrides and key in settings.memo:
-        return _copy(settings.memo[key])
-    fields = merge(model_tables(settings, name, env, overrides))
+    base: Fields | None = settings.memo.get(key)
+    if base is None:
+        base = settings.memo[key] = merge(model_tables(settings, name, env, {}))
     if not overrides:
-        settings.memo[key] = _copy(fields)
-    return fields
+        return _copy(base)
+    top = merge([Table(1, -1, overrides, (), None)])
+    for field_name, sourced in base.items():
+        current = top.get(field_name)
+        if current is None:
+            top[field_name] = (
+                sourced.with_value(SourcedTable(sourced.value)) if _is_table(sourced) else sourced
+            )
+        elif _is_table(sourced) and _is_table(current):
+            for sub_key, sub in sourced.value.items():
+                current.value.setdefault(sub_key, sub)
+    return top
 
 
 def _copy(fields: Fields) -> Fields:
-    return {key: s.with_value(dict(s.value)) if _is_table(s) else s for key, s in fields.items()}
+    return {
+        key: s.with_value(SourcedTable(s.value)) if _is_table(s) else s for key, s in fields.items()
+    }
 
 
 @dataclass(frozen=True)

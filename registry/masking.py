@@ -152,13 +152,9 @@ class Redacted(dict[str, Any]):
     __str__ = __repr__
 
 
-def redact(value: Any, *, key: str = "") -> Any:
-    """``value`` with every mapping in it (recursively) turned into a :class:`Redacted`."""
-    if isinstance(value, Mapping) and not isinstance(value, Redacted):
-        return Redacted({str(k): redact(v, key=str(k)) for k, v in value.items()}, key=key)
-    if isinstance(value, list):
-        return [redact(item, key=key) for item in value]
-    return value
+def redact(value: Mapping[str, Any], *, key: str = "") -> Redacted:
+    """``value`` as a :class:`Redacted` (its repr masks what it holds, nested tables included)."""
+    return value if isinstance(value, Redacted) else Redacted(value, key=key)
 
 
 def shown_name(value: object) -> str:

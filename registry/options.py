@@ -113,7 +113,7 @@ class RegistryOptions(BaseSettings):
     def _vault_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        url = check_base_url(value, field="azure_key_vault_url")
+        url = check_base_url(value, field="azure_key_vault_url", allow_http=True)
         if not url.startswith("https://"):
             raise ValueError("must be an https:// URL such as https://NAME.vault.azure.net")
         return url

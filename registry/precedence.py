@@ -142,8 +142,7 @@ def model_tables(
         for slot in level.slots:
             if slot.source == "keyword":
                 if overrides:
-                    yield Table(level.number, rank, overrides, (), None)
-                    rank += 1
+                    yield Table(level.number, -1, overrides, (), None)
                 continue
             path = _slot_path(slot, name, env)
             if path is None:

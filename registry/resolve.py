@@ -28,6 +28,7 @@ from registry.layers import (
     Fields,
     ModelNames,
     Sourced,
+    SourcedTable,
     default_model_name,
     merged_fields,
     model_names,
@@ -276,7 +277,7 @@ class _Substitution:
     def run(self) -> None:
         fields = self.resolved.fields
         for key, sourced in list(fields.items()):
-            if isinstance(sourced.value, dict) and _all_sourced(sourced.value):
+            if isinstance(sourced.value, SourcedTable):
                 table = sourced.value
                 for sub_key, sub in list(table.items()):
                     replaced = self._field(f"{key}.{sub_key}", sub)
@@ -315,6 +316,8 @@ class _Substitution:
     def _walk(
         self, path: str, sourced: Sourced, value: Any, used: list[Found], missing: list[str]
     ) -> Any:
+        if isinstance(value, str) and "$" not in value:
+            return value
         if isinstance(value, str):
             try:
                 text, found, unset = substitute(value, self.settings.variable)
@@ -333,10 +336,6 @@ class _Substitution:
         if isinstance(value, dict):
             return {k: self._walk(path, sourced, v, used, missing) for k, v in value.items()}
         return value
-
-
-def _all_sourced(table: Mapping[str, Any]) -> bool:
-    return all(isinstance(v, Sourced) for v in table.values())
 
 
 def resolve_fields(

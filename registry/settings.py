@@ -107,9 +107,11 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     known = settings.environment_names()
     if env in known:
         return env
-    folded = {name.lower(): name for name in known}
-    if env.lower() in folded and origin != "env=":
-        return folded[env.lower()]  # variables are case-insensitive
+    folded: dict[str, list[str]] = {}
+    for name in known:
+        folded.setdefault(name.lower(), []).append(name)
+    if len(folded.get(env.lower(), [])) == 1:
+        return folded[env.lower()][0]  # MODELREG_ENV=PROD means prod
     raise ConfigError(
         f"environment {escape_control(repr(env))} (from {origin}) is not defined in "
         f"{settings.label}.{did_you_mean(env, known)} Defined environments: "

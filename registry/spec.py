@@ -43,7 +43,7 @@ class CommonFields(BaseModel):
     @field_validator("config")
     @classmethod
     def _redacted(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return redact(value)  # type: ignore[no-any-return]
+        return redact(value)
 
     @field_validator("timeout", "max_retries", mode="before")
     @classmethod

@@ -8,13 +8,15 @@ pasted into the wrong field), and an exception raised while handling another kee
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
 
 from registry.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel, ValidationError
+    from pydantic import BaseModel
 
 __all__ = [
     "Problem",
@@ -51,8 +53,6 @@ def validate(
     model: type[BaseModel], data: Mapping[str, Any], *, prefix: str = ""
 ) -> tuple[BaseModel | None, list[Problem]]:
     """``model`` validated from ``data``, or the problems (raising nothing)."""
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(dict(data)), []
     except ValidationError as exc:
@@ -78,16 +78,25 @@ def config_problems(
     return validate(model, config, prefix="config.")
 
 
-def non_finite_paths(value: Any, path: str = "") -> Iterator[str]:
+def non_finite_paths(value: Any, path: str = "") -> list[str]:
     """Paths of NaN or infinite numbers anywhere in ``value`` (TOML and JSON both allow them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        yield path or "value"
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from non_finite_paths(item, f"{path}.{key}" if path else str(key))
+    if type(value) is float:
+        return [] if math.isfinite(value) else [path or "value"]
+    if isinstance(value, Mapping):
+        items: Any = value.items()
     elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from non_finite_paths(item, f"{path}.{index}" if path else str(index))
+        items = enumerate(value)
+    else:
+        return []
+    found: list[str] = []
+    for key, item in items:
+        if type(item) in _SCALARS:
+            continue
+        found += non_finite_paths(item, f"{path}.{key}" if path else str(key))
+    return found
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def origin_of(origins: Mapping[str, str], path: str) -> str | None:
