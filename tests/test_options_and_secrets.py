@@ -381,3 +381,19 @@ def test_plugin_secret_store_serves_variables_in_its_order(
     assert (
         ModelRegistry.from_settings().resolve("chat").sources["api_key"].startswith("secrets dir")
     )
+
+
+def test_readme_variable_order_matches_code() -> None:
+    import re
+
+    from registry.plugins import get_plugin_host
+    from registry.secret_stores import SettingsSource
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Where variables come from", 1)[1].split("\n**", 1)[0]
+    rows = {int(n): source for n, source in re.findall(r"^\| (\d+) \| (.+?) \|", section, re.M)}
+    stores = get_plugin_host().objects("settings_sources")
+    assert rows[stores["secrets-dir"].order].startswith("the secrets directory")
+    assert rows[stores["azure-key-vault"].order].startswith("Azure Key Vault")
+    assert rows[SettingsSource.__dataclass_fields__["order"].default].startswith("secret stores")
+    assert sorted(rows) == [10, 20, 30, 40, 50]
