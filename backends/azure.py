@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from backends.base import BackendSettings, BuildContext
+from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
 from registry.endpoints import check_api_version, check_deployment_name, check_endpoint
 from registry.errors import ConfigError, MissingCredentialsError
 from registry.masking import redact
 from registry.validation import checked
-from registry.wire import check_client_kwargs, check_credential
+from registry.wire import check_client_kwargs, credential_secret
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -80,12 +80,6 @@ def checked_client_kwargs(
     return redact(dict(kwargs))
 
 
-def _credential(value: str | SecretStr | None) -> SecretStr | None:
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    checked_value = check_credential(raw)
-    return None if checked_value is None else SecretStr(checked_value)
-
-
 class AzureSettings(BackendSettings):
     """The fields a ``backend = "azure"`` model table may set, besides the common ones."""
 
@@ -93,8 +87,8 @@ class AzureSettings(BackendSettings):
     allow_http: bool = False
     endpoint: str | None = None
     api_version: str | None = None
-    api_key: SecretStr | None = None
-    azure_ad_token: SecretStr | None = None
+    api_key: Credential = None
+    azure_ad_token: Credential = None
     azure_ad_token_provider: str | None = None
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -113,11 +107,6 @@ class AzureSettings(BackendSettings):
     @classmethod
     def _api_version(cls, value: str | None) -> str | None:
         return None if value is None else check_api_version(value)
-
-    @field_validator("api_key", "azure_ad_token", mode="before")
-    @classmethod
-    def _header_safe(cls, value: Any) -> Any:
-        return _credential(value) if isinstance(value, str | SecretStr) else value
 
     @field_validator("client_kwargs")
     @classmethod
@@ -264,7 +253,10 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return checked(check, value, f"model {self.name!r}, {field} (from {where})")
 
     def _credential(self, value: str | SecretStr | None, where: str) -> SecretStr | None:
-        return checked(_credential, value, f"model {self.name!r}, {where}")
+        secret: SecretStr | None = checked(
+            credential_secret, value, f"model {self.name!r}, {where}"
+        )
+        return secret
 
     def _choose_auth(
         self,

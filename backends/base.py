@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
 from registry.building import BuildContext, HttpClientSource, current_loop
 from registry.masking import redact
+from registry.wire import credential_secret
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -20,6 +21,7 @@ __all__ = [
     "BackendSettings",
     "BaseModelBackend",
     "BuildContext",
+    "Credential",
     "HttpClientSource",
     "Messages",
     "current_loop",
@@ -27,6 +29,8 @@ __all__ = [
 
 #: OpenAI-format chat messages: ``[{"role": "user", "content": "Hello"}]``.
 Messages = list[dict[str, Any]]
+#: A key or token field: held as SecretStr, blank means unset, must fit in an HTTP header.
+Credential = Annotated[SecretStr | None, BeforeValidator(credential_secret)]
 
 
 class BackendSettings(BaseModel):

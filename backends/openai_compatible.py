@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from backends.azure import checked_client_kwargs
-from backends.base import BackendSettings, BuildContext
+from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
 from registry.endpoints import check_base_url
 from registry.errors import ConfigError, MissingCredentialsError
 from registry.validation import checked
-from registry.wire import check_credential
+from registry.wire import credential_secret
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -51,18 +51,12 @@ OPENAI_RESERVED_KWARGS: Mapping[str, str] = {
 }
 
 
-def _key(value: str | SecretStr | None) -> SecretStr | None:
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    checked_value = check_credential(raw)
-    return None if checked_value is None else SecretStr(checked_value)
-
-
 class OpenAISettings(BackendSettings):
     """The fields a ``backend = "openai"`` model table may set, besides the common ones."""
 
     allow_http: bool = False
     base_url: str | None = None
-    api_key: SecretStr | None = None
+    api_key: Credential = None
     organization: str | None = None
     project: str | None = None
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -72,11 +66,6 @@ class OpenAISettings(BackendSettings):
     def _base_url_is_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         allow_http = bool(info.data.get("allow_http"))
         return None if value is None else check_base_url(value, allow_http=allow_http)
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _header_safe(cls, value: Any) -> Any:
-        return _key(value) if isinstance(value, str | SecretStr) else value
 
     @field_validator("client_kwargs")
     @classmethod
@@ -143,7 +132,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
                 lambda u: check_base_url(u, allow_http=allow_http), url, f"{where}, base_url"
             )
         )
-        self._api_key = checked(_key, api_key, f"{where}, api_key")
+        self._api_key: SecretStr | None = checked(credential_secret, api_key, f"{where}, api_key")
         self.organization = organization
         self.project = project
         if client is None and async_client is None and self._missing_settings():

@@ -16,7 +16,13 @@ from typing import Any
 
 from registry.errors import did_you_mean
 
-__all__ = ["check_client_kwargs", "check_credential", "check_header_values", "header_problem"]
+__all__ = [
+    "check_client_kwargs",
+    "check_credential",
+    "check_header_values",
+    "credential_secret",
+    "header_problem",
+]
 
 
 def header_problem(value: Any) -> str | None:
@@ -52,6 +58,20 @@ def check_credential(value: str | None) -> str | None:
     if problem:
         raise ValueError(problem)
     return text
+
+
+def credential_secret(value: Any) -> Any:
+    """A key or token (str or SecretStr) checked by :func:`check_credential`, as a SecretStr.
+
+    Other types pass through for the settings model to reject.
+    """
+    from pydantic import SecretStr
+
+    if not isinstance(value, str | SecretStr):
+        return value
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    checked = check_credential(raw)
+    return None if checked is None else SecretStr(checked)
 
 
 def check_header_values(headers: Mapping[str, Any]) -> None:

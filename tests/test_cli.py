@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,24 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.azure_server import AzureServer
+from tests.helpers import modelreg
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m registry`` in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items()}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=60,
-    )
+run = modelreg
 
 
 @pytest.fixture

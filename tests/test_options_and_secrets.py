@@ -4,9 +4,7 @@ and secret stores from plugins."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from registry import ConfigError, ModelRegistry, create_model
 from registry.errors import RegistryWarning
 from registry.options import registry_options
 from tests.azure_server import AzureServer
+from tests.helpers import modelreg
 from tests.keyvault_server import IdentityServer, KeyVaultServer, self_signed_certificate
 
 SECRET = "sk-from-the-store-4d2e"
@@ -35,18 +34,6 @@ def azure_model(server: AzureServer, **fields: str) -> str:
         *(f"{k} = {v}" for k, v in fields.items()),
     ]
     return "\n".join(lines) + "\n"
-
-
-def modelreg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = dict(os.environ)
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=60,
-    )
 
 
 # -- 1. options: one class, read the same way ------------------------------------------------

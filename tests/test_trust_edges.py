@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from registry.errors import RegistryWarning
 from registry.precedence import LEVELS
 from registry.settings import load_settings
 from tests.azure_server import AzureServer
+from tests.helpers import modelreg
 
 REPO = Path(__file__).resolve().parents[1]
 AZURE = """
@@ -29,20 +28,6 @@ endpoint = "https://contoso.openai.azure.com"
 api_version = "2024-10-21"
 api_key = "k"
 """
-
-
-def modelreg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full = dict(os.environ)
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=60,
-    )
 
 
 def create_error(name: str | None = "chat", **kwargs: object) -> str:
@@ -506,7 +491,7 @@ def test_tokens_messages_file_not_utf8(
 
 def test_readme_precedence_table_matches_code() -> None:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Where values come from", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Where values come from", 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| (\d+) \| (.+?) \| .*\|$", section, re.MULTILINE)
     assert [(int(n), title) for n, title in rows] == [(lvl.number, lvl.title) for lvl in LEVELS]
 
