@@ -26,8 +26,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
+from backends.token_providers import PROVIDER_NAMES, UNKNOWN_PROVIDER
 from registry.endpoints import check_api_version, check_deployment_name, check_endpoint
-from registry.errors import ConfigError, MissingCredentialsError
+from registry.errors import ConfigError, MissingCredentialsError, did_you_mean
 from registry.masking import redact
 from registry.validation import checked
 from registry.wire import check_client_kwargs, credential_secret
@@ -102,6 +103,13 @@ class AzureSettings(BackendSettings):
     def _endpoint_is_resource_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         allow_http = bool(info.data.get("allow_http"))
         return None if value is None else check_endpoint(value, allow_http=allow_http)
+
+    @field_validator("azure_ad_token_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROVIDER_NAMES:
+            raise ValueError(UNKNOWN_PROVIDER + did_you_mean(value, PROVIDER_NAMES))
+        return value
 
     @field_validator("api_version")
     @classmethod
@@ -192,6 +200,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         allow_http: bool = False,
         **kwargs: Any,
     ) -> None:
+        if client is None and async_client is None and isinstance(model_type, str):
+            # Before the name is used in any message: an invalid deployment is not repeated.
+            checked(check_deployment_name, model_type, f"{type(self).__name__}, model_type")
         if azure_deployment_name is not None:
             warnings.warn(
                 "AzureOpenAIModel(azure_deployment_name=...) is deprecated and ignored: the "
@@ -230,7 +241,6 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             api_version, "api_version", "api_version", check_api_version
         )
         if client is None and async_client is None:
-            checked(check_deployment_name, model_type, f"model {self.name!r}, deployment")
             problem = self._missing_settings()
             if problem:
                 error = MissingCredentialsError if "credentials" in problem else ConfigError

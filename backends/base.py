@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
 from registry.building import BuildContext, HttpClientSource, current_loop
+from registry.errors import ConfigError
 from registry.masking import redact
 from registry.wire import credential_secret
 
@@ -62,6 +63,16 @@ class BaseModelBackend(ABC):
         name: str | None = None,
         base_model: str | None = None,
     ) -> None:
+        if not isinstance(model_type, str) or not model_type.strip():
+            raise ConfigError(
+                f"{type(self).__name__}: model_type must be a non-empty string (the deployment or "
+                f"model name), not {type(model_type).__name__}."
+            )
+        if model_config_dict is not None and not isinstance(model_config_dict, Mapping):
+            raise ConfigError(
+                f"{type(self).__name__}: model_config_dict must be a mapping of request "
+                f"settings, not {type(model_config_dict).__name__}."
+            )
         self.model_type = model_type
         self.name = name or model_type
         self.base_model = base_model

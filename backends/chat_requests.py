@@ -28,6 +28,7 @@ from backends.base import BaseModelBackend, HttpClientSource, Messages, current_
 from registry.errors import BackendError
 from registry.masking import redact
 from registry.overrides import active_override
+from registry.validation import check_max_retries, check_timeout, checked
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -75,8 +76,9 @@ class ChatCompletionsBackend(BaseModelBackend):
             name=name,
             base_model=base_model,
         )
-        self.timeout = timeout
-        self.max_retries = max_retries
+        where = f"model {self.name!r}"
+        self.timeout = checked(check_timeout, timeout, f"{where}, timeout")
+        self.max_retries = checked(check_max_retries, max_retries, f"{where}, max_retries")
         self.client_kwargs: dict[str, Any] = redact(dict(client_kwargs or {}))
         self._custom_client = client
         self._custom_async_client = async_client

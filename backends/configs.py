@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.errors import ConfigError
 from registry.validation import config_problems, non_finite_paths, not_a_bool
+from registry.wire import check_header_values
 
 __all__ = ["ChatGPTConfig", "check_model_config"]
 
@@ -64,6 +65,13 @@ class ChatGPTConfig(BaseModel):
     @classmethod
     def _number(cls, value: Any) -> Any:
         return not_a_bool(value)
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _header_safe(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            check_header_values(value)
+        return value
 
     def as_dict(self) -> dict[str, Any]:
         """Return only the fields that were set, ready to pass to the SDK."""

@@ -3,8 +3,9 @@
 It runs the same resolution and construction as ``create_model`` (without the network or the SDK
 import), so it rejects what ``create_model`` would, with the same message. Problems are errors
 (the settings are wrong) or warnings (they work, but not fully here: missing credentials that may
-come at run time, an approximate token count, a field another backend would use); ``strict``
-makes warnings errors. A problem found in several environments is reported once, naming them.
+come at run time, an approximate token count, a field another backend would use, an unknown
+``MODELREG_*`` variable); ``strict`` makes warnings errors. A problem found in several
+environments is reported once, naming them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from registry.errors import MissingCredentialsError, RegistryError
 from registry.factory import ModelRegistry
 from registry.layers import default_model_name, model_names, orphan_message
+from registry.masking import escape_control
+from registry.options import unknown_variable_message
 from registry.resolve import canonical_name
-from registry.settings import Settings, choose_env
+from registry.settings import Settings, choose_env, orphan_environment_message
 
 __all__ = ["CheckReport", "Problem", "check_settings"]
 
@@ -25,7 +28,7 @@ _NO_ENV = "none"
 
 @dataclass
 class Problem:
-    """One problem and the environments it was found in."""
+    """One problem and the environments it was found in (none: it concerns every one)."""
 
     severity: str  # "error" | "warning"
     message: str
@@ -33,7 +36,8 @@ class Problem:
 
     def line(self) -> str:
         """``error: [env prod, test] message``."""
-        return f"{self.severity}: [env {', '.join(self.environments)}] {self.message}"
+        where = f"[env {', '.join(self.environments)}] " if self.environments else ""
+        return f"{self.severity}: {where}{self.message}"
 
 
 @dataclass
@@ -46,13 +50,13 @@ class CheckReport:
     problems: dict[tuple[str, str], Problem] = field(default_factory=dict)
     strict: bool = False
 
-    def add(self, severity: str, message: str, env: str | None) -> None:
+    def add(self, severity: str, message: str, env: str | None, *, every_env: bool = False) -> None:
         """Record a problem (once per message, listing every environment it appears in)."""
         if self.strict and severity == "warning":
             severity = "error"
         problem = self.problems.setdefault((severity, message), Problem(severity, message))
-        label = env or _NO_ENV
-        if label not in problem.environments:
+        label = escape_control(env or _NO_ENV)
+        if not every_env and label not in problem.environments:
             problem.environments.append(label)
 
     def _of(self, severity: str) -> list[Problem]:
@@ -100,11 +104,12 @@ class CheckReport:
         }
 
 
+def _registry(settings: Settings, env: str | None) -> ModelRegistry:
+    return ModelRegistry(settings, env=env, env_from_variables=False, warn_unused_variables=False)
+
+
 def _check_names(settings: Settings, env: str | None, report: CheckReport) -> list[str]:
     """The environment's model names; name-level problems (orphans, default_model) recorded."""
-    registry = ModelRegistry(
-        settings, env=env, env_from_variables=False, warn_unused_variables=False
-    )
     names = model_names(settings, env)
     if not names.names:
         canonical_name(settings, None, env)  # raises the "no models" error create_model gives
@@ -116,7 +121,7 @@ def _check_names(settings: Settings, env: str | None, report: CheckReport) -> li
             canonical_name(settings, None, env)
         except RegistryError as exc:  # create_model's message for a bad default_model
             report.add("error", str(exc), env)
-    return registry.names()
+    return sorted(names.names)
 
 
 def _check_model(registry: ModelRegistry, name: str, report: CheckReport) -> None:
@@ -148,12 +153,24 @@ def _check_environment(settings: Settings, env: str | None, report: CheckReport)
     except RegistryError as exc:
         report.add("error", str(exc), env)
         return
-    registry = ModelRegistry(
-        settings, env=env, env_from_variables=False, warn_unused_variables=False
-    )
+    registry = _registry(settings, env)
     for name in names:
         report.models.add(name)
         _check_model(registry, name, report)
+
+
+def _check_variables(settings: Settings, only_env: str | None, report: CheckReport) -> None:
+    """Problems that concern every environment: MODELREG_ENV, unknown and orphan variables."""
+    try:
+        choose_env(settings, only_env)
+    except RegistryError as exc:
+        report.add("error", str(exc), None, every_env=True)
+    for origin, name in settings.orphan_environments().items():
+        message = orphan_environment_message(settings, origin, name)
+        report.add("error", message, None, every_env=True)
+    for variable, hint in settings.unknown_variables.items():
+        message = unknown_variable_message(variable, hint)
+        report.add("warning", message, None, every_env=True)
 
 
 def check_settings(
@@ -167,12 +184,11 @@ def check_settings(
     environments: list[str | None] = (
         [only_env] if only_env is not None else [None, *settings.environment_names()]
     )
-    report = CheckReport(settings.label, [e or _NO_ENV for e in environments], strict=strict)
-    try:
-        choose_env(settings, only_env)
-    except RegistryError as exc:
-        report.add("error", str(exc), only_env)
-        return report
+    labels = [escape_control(e or _NO_ENV) for e in environments]
+    report = CheckReport(settings.label, labels, strict=strict)
+    _check_variables(settings, only_env, report)
+    if only_env is not None and only_env not in settings.environment_names():
+        return report  # the error above says so; there is no such overlay to check
     for env in environments:
         _check_environment(settings, env, report)
     return report

@@ -301,8 +301,15 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
         tools = _read_json(args.tools, "tools file")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise RegistryError(
-            f"messages file {args.file!r}: expected a JSON list of messages "
+            f"messages file {escape_control(repr(args.file))}: expected a JSON list of messages "
             '([{"role": "user", "content": "..."}]) or {"messages": [...], "tools": [...]}.'
+        )
+    if tools is not None and (
+        not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)
+    ):
+        raise RegistryError(
+            "tools: expected a JSON list of tool definitions "
+            '([{"type": "function", "function": {"name": "...", "parameters": {...}}}]).'
         )
     counter = _registry(args).token_counter(args.name)
     count = counter.count_tokens_from_messages(messages, tools=tools)

@@ -15,9 +15,12 @@ cached: building many models on one endpoint checks it once.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import ipaddress
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 __all__ = [
@@ -36,6 +39,31 @@ _DATED_VERSION = re.compile(r"(\d{4})-(\d{2})-(\d{2})(-preview)?")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEY_LIKE = re.compile(r"[A-Za-z0-9_\-]{20,}")
+#: Host names that are repeated in advice when pasted without a scheme; anything else may be a
+#: dotted token (a JWT) pasted into the wrong field, so it is described instead.
+_KNOWN_HOSTS = (".azure.com", ".azure.us", ".azure.cn", ".azure-api.net", ".openai.com")
+#: Paths of API operations: a base URL that ends in one is an operation, not the API root.
+_OPERATIONS = ("/chat/completions", "/completions", "/responses", "/embeddings")
+_EXAMPLES = {
+    "endpoint": "https://NAME.openai.azure.com",
+    "base_url": "https://api.example.com/v1",
+    "azure_key_vault_url": "https://NAME.vault.azure.net",
+}
+F = TypeVar("F", bound=Callable[..., str])
+
+
+def _strings_only(check: F) -> F:
+    """Cache ``check``; reject non-strings first (a list would not even be hashable)."""
+    cached = functools.lru_cache(maxsize=1024)(check)
+
+    @functools.wraps(check)
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise EndpointError(f"must be a string, not {type(value).__name__}")
+        result: str = cached(value, *args, **kwargs)
+        return result
+
+    return guarded  # type: ignore[return-value]
 
 
 class EndpointError(ValueError):
@@ -52,14 +80,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1024)
+@_strings_only
 def check_api_version(value: str) -> str:
     """A dated version (``2024-10-21``, ``2025-04-01-preview``) or a keyword (``v1``)."""
     text = value.strip()
     if text in API_VERSION_KEYWORDS:
         return text
     match = _DATED_VERSION.fullmatch(text)
-    if match is not None and 1 <= int(match.group(2)) <= 12 and 1 <= int(match.group(3)) <= 31:
+    if match is not None and _is_date(*(int(part) for part in match.group(1, 2, 3))):
         return text
     raise EndpointError(
         'is not an API version: use a dated version such as "2024-10-21" or '
@@ -68,7 +96,15 @@ def check_api_version(value: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=1024)
+def _is_date(year: int, month: int, day: int) -> bool:
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+@_strings_only
 def check_deployment_name(value: str) -> str:
     """An Azure deployment name: letters, digits, ``.``, ``_`` and ``-``, 1-64 characters.
 
@@ -106,17 +142,18 @@ def _valid_host(host: str) -> bool:
 def _split(value: str, field: str) -> tuple[SplitResult, str]:
     """Parse ``value`` as an absolute http(s) URL; return its parts and ``scheme://host[:port]``."""
     text = value.strip()
+    example = _EXAMPLES.get(field, _EXAMPLES["base_url"])
     if not text:
-        raise EndpointError("is empty: write the URL, e.g. https://NAME.openai.azure.com")
+        raise EndpointError(f"is empty: write the URL, e.g. {example}")
     if any(ch.isspace() or ord(ch) < 32 for ch in text):
         raise EndpointError("contains spaces or line breaks (the value is not shown)")
     if "://" not in text:
-        if _valid_host(text) and "." in text:
+        if _valid_host(text) and text.lower().rstrip(".").endswith(_KNOWN_HOSTS):
             raise EndpointError(f'has no scheme: write {field} = "https://{text}"')
         hint = " It looks like a key: keys belong in api_key." if _KEY_LIKE.fullmatch(text) else ""
         raise EndpointError(
             f"is not a URL (no https:// scheme; the value is not shown).{hint} "
-            "Write the resource URL, e.g. https://NAME.openai.azure.com"
+            f"Write the URL, e.g. {example}"
         )
     try:
         parts = urlsplit(text)
@@ -177,7 +214,7 @@ def _what_is_extra(parts: SplitResult) -> str:
     return " and ".join(extra)
 
 
-@functools.lru_cache(maxsize=1024)
+@_strings_only
 def check_endpoint(value: str, *, field: str = "endpoint", allow_http: bool = False) -> str:
     """An Azure resource endpoint, ``https://host[:port]`` (a trailing slash is dropped).
 
@@ -196,7 +233,7 @@ def check_endpoint(value: str, *, field: str = "endpoint", allow_http: bool = Fa
     return origin
 
 
-@functools.lru_cache(maxsize=1024)
+@_strings_only
 def check_base_url(value: str, *, field: str = "base_url", allow_http: bool = False) -> str:
     """An OpenAI-compatible server's base URL: a path is kept (``/v1``); no query or fragment."""
     parts, origin = _split(value, field)
@@ -207,4 +244,11 @@ def check_base_url(value: str, *, field: str = "base_url", allow_http: bool = Fa
             "Put API keys in api_key and extra query parameters in client_kwargs.default_query."
         )
     path = parts.path.rstrip("/")
+    operation = next((op for op in _OPERATIONS if path.endswith(op)), None)
+    if operation is not None:
+        root = origin + path[: -len(operation)]
+        raise EndpointError(
+            f"ends in the API operation {operation}, which the SDK adds itself: write "
+            f'{field} = "{root}"'
+        )
     return origin + path

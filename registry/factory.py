@@ -18,7 +18,7 @@ from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
 from registry.resolve import explained_fields, resolve, resolve_fields
-from registry.settings import Settings, choose_env, load_settings
+from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
 
 if TYPE_CHECKING:
@@ -38,14 +38,17 @@ _warned_lock = threading.Lock()
 
 
 def _warn_orphans(settings: Settings, env: str | None) -> None:
-    """Warn once per process about each variable that names no model (a probable typo)."""
+    """Warn once per process about each variable that names no model or environment (typos)."""
     names = model_names(settings, env)
-    for variable in sorted(names.orphans):
+    messages = {variable: orphan_message(names, variable) for variable in names.orphans}
+    for origin, name in settings.orphan_environments().items():
+        messages[origin] = orphan_environment_message(settings, origin, name)
+    for variable, message in sorted(messages.items()):
         with _warned_lock:
             if variable in _warned_orphans:
                 continue
             _warned_orphans.add(variable)
-        warnings.warn(orphan_message(names, variable), RegistryWarning, stacklevel=4)
+        warnings.warn(message, RegistryWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)

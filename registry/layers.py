@@ -9,7 +9,6 @@ validates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from registry.precedence import (
     root_values,
 )
 from registry.settings import Settings
+from registry.sources import parse_json
 
 __all__ = [
     "Fields",
@@ -71,17 +71,20 @@ class SourcedTable(dict[str, Sourced]):
     """The value of a table-valued field (``config``...): each key with its own origin."""
 
 
-def _decode(value: Any, table: Table) -> Any:
-    """Values from variables are strings; JSON lists and tables in them are decoded."""
+def _decode(value: Any, table: Table, *keys: str) -> Any:
+    """Values from variables are strings; one that starts with ``[`` or ``{`` must be JSON."""
     if not table.from_variables or not isinstance(value, str):
         return value
     text = value.strip()
-    if text.startswith(("[", "{")):
-        try:
-            return json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            return value
-    return value
+    if not text.startswith(("[", "{")):
+        return value
+    parsed, problem = parse_json(text)
+    if problem:
+        raise ConfigError(
+            f"{table.origin(*keys)} starts like JSON but {problem}. Fix it (a list is "
+            '["a", "b"], a table {"key": "value"}).'
+        )
+    return parsed
 
 
 def merge(tables: Iterable[Table]) -> Fields:
@@ -93,7 +96,7 @@ def merge(tables: Iterable[Table]) -> Fields:
                 f"{table.origin('')}: expected a table, got {type(table.data).__name__}."
             )
         for key, raw in table.data.items():
-            value = _decode(raw, table)
+            value = _decode(raw, table, key)
             current = merged.get(key)
             if isinstance(value, Mapping):
                 if current is None:
@@ -104,7 +107,7 @@ def merge(tables: Iterable[Table]) -> Fields:
                     for sub_key, sub_value in value.items():
                         if sub_key not in current.value:
                             current.value[sub_key] = Sourced(
-                                _decode(sub_value, table),
+                                _decode(sub_value, table, key, sub_key),
                                 table.origin(key, sub_key),
                                 table.level,
                                 table.rank,

@@ -79,7 +79,12 @@ _SECRET_WORDS = frozenset(
 )
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Control and format characters: C0/C1 controls, line and paragraph separators, and the
+#: invisible and bidirectional formatting characters that can disguise text in a terminal.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -125,6 +130,8 @@ def masked(value: Any, *, key: str = "", headers: bool = False) -> Any:
         return MASK
     if headers and not isinstance(value, Mapping):
         return value if key.lower() in PUBLIC_HEADERS or value is None else MASK
+    if key.lower().endswith("headers") and not isinstance(value, Mapping) and value is not None:
+        return MASK  # headers written as one string ("X-Key: ...")
     if key and is_secret_name(key) and value is not None and not isinstance(value, Mapping):
         return MASK
     if isinstance(value, Mapping):

@@ -45,6 +45,7 @@ __all__ = [
     "load_options",
     "process_options",
     "registry_options",
+    "unknown_variable_message",
     "unknown_variables",
     "warn_unknown_variables",
 ]
@@ -255,21 +256,23 @@ def unknown_variables(*variables: Mapping[str, str]) -> dict[str, str]:
     return unknown
 
 
-def warn_unknown_variables(*variables: Mapping[str, str]) -> None:
-    """Warn once per process about each unknown ``MODELREG_*`` variable."""
-    for name, hint in sorted(unknown_variables(*variables).items()):
+def unknown_variable_message(name: str, hint: str) -> str:
+    """What to say about an unknown ``MODELREG_*`` variable (for warnings and ``check``)."""
+    return (
+        f"{escape_control(name)} is neither a modelreg option nor a settings path, so it is "
+        f"ignored.{hint} Options are listed by `modelreg config`; settings values are "
+        "MODELREG_MODELS__<NAME>__<FIELD>, MODELREG_DEFAULTS__<FIELD> and MODELREG_DEFAULT_MODEL."
+    )
+
+
+def warn_unknown_variables(unknown: Mapping[str, str]) -> None:
+    """Warn once per process about each unknown ``MODELREG_*`` variable (name → hint)."""
+    for name, hint in sorted(unknown.items()):
         with _warned_lock:
             if name in _warned:
                 continue
             _warned.add(name)
-        warnings.warn(
-            f"{escape_control(name)} is neither a modelreg option nor a settings path, so it is "
-            f"ignored.{hint} Options are listed by `modelreg config`; settings values are "
-            "MODELREG_MODELS__<NAME>__<FIELD>, MODELREG_DEFAULTS__<FIELD> and "
-            "MODELREG_DEFAULT_MODEL.",
-            RegistryWarning,
-            stacklevel=4,
-        )
+        warnings.warn(unknown_variable_message(name, hint), RegistryWarning, stacklevel=4)
 
 
 def process_options() -> LoadedOptions:

@@ -15,6 +15,7 @@ One pipeline over one structure (:class:`registry.layers.Sourced` per field):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import typing
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from registry.spec import (
     ExplainedField,
     IgnoredField,
     ModelSpec,
+    display,
     explained,
 )
 from registry.validation import (
@@ -114,6 +116,8 @@ class Resolved:
     ignored: dict[str, IgnoredField] = field(default_factory=dict)
     #: field path -> (the unset variable, where the field's value came from)
     unset: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: field path -> a remark for ``show`` (a credential variable that was not used...)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def canonical_name(settings: Settings, name: str | None, env: str | None) -> str:
@@ -131,8 +135,8 @@ def canonical_name(settings: Settings, name: str | None, env: str | None) -> str
         name = found[0]
         if names.canonical(name) is None:
             raise ConfigError(
-                f"default_model {escape_control(repr(name))} ({found[1]}) is not a model or "
-                f"alias.{did_you_mean(name, names.all())} Known: {', '.join(names.all())}."
+                f"default_model ({found[1]}) is not a model or alias (the value is not shown)."
+                f"{did_you_mean(name, names.all())} Known: {', '.join(names.all())}."
             )
     canonical = names.canonical(name)
     if canonical is None:
@@ -174,10 +178,9 @@ def _backend_class(catalog: BackendCatalog, name: str, fields: Fields) -> type[B
         raise PluginError(f"model {name!r}, field 'backend' ({origin}): {plugin_problem}")
     known = catalog.backend_names()
     raise ConfigError(
-        f"model {name!r}, field 'backend' ({origin}): unknown backend "
-        f"{escape_control(repr(backend))}.{did_you_mean(backend, known)} Registered backends: "
-        f"{', '.join(known)}. A third-party backend needs its plugin installed (see "
-        "`modelreg plugins`)."
+        f"model {name!r}, field 'backend' ({origin}): not a registered backend (the value is "
+        f"not shown).{did_you_mean(backend, known)} Registered backends: {', '.join(known)}. "
+        "A third-party backend needs its plugin installed (see `modelreg plugins`)."
     )
 
 
@@ -214,7 +217,7 @@ def _set_aside_foreign(catalog: BackendCatalog, resolved: Resolved) -> None:
                 f"{backend.value!r}: {', '.join(sorted(allowed))}."
             )
         resolved.ignored[key] = IgnoredField(
-            sourced.value,
+            display(key, plain({key: sourced})[key]),
             sourced.origin,
             f"backend {backend.value!r} has no field {key!r} (backend {', '.join(owners)} has)",
             suspicious=sourced.rank <= backend.rank,
@@ -259,6 +262,30 @@ def _apply_conventional(settings: Settings, resolved: Resolved) -> None:
                 if group is not None:
                     satisfied.add(group)
                 break
+    _note_unused_credentials(settings, resolved, fallbacks, groups)
+
+
+def _note_unused_credentials(
+    settings: Settings,
+    resolved: Resolved,
+    fallbacks: Mapping[str, tuple[str, ...]],
+    groups: tuple[tuple[str, ...], ...],
+) -> None:
+    """Say when a credential variable is set but another credential was chosen (one per model)."""
+    for group in groups:
+        chosen = next((key for key in group if _is_set(resolved.fields, key)), None)
+        if chosen is None:
+            continue
+        for key in group:
+            if key == chosen or _is_set(resolved.fields, key):
+                continue
+            for variable in fallbacks.get(key, ()):
+                if settings.variable(variable, secret_stores=False) is not None:
+                    resolved.notes[key] = (
+                        f"{variable} is set but not used: {chosen} "
+                        f"({resolved.fields[chosen].origin}) is chosen (one credential per model)"
+                    )
+                    break
 
 
 def _is_set(fields: Fields, key: str) -> bool:
@@ -399,8 +426,8 @@ def _plugin_problems(catalog: BackendCatalog, common: CommonFields) -> list[Prob
             problems.append(
                 (
                     field_name,
-                    f"no {what} {escape_control(repr(value))}.{did_you_mean(value, known)} "
-                    f"Registered: {', '.join(known) or 'none'} (plugins add more; see "
+                    f"not a registered {what} (the value is not shown).{did_you_mean(value, known)}"
+                    f" Registered: {', '.join(known) or 'none'} (plugins add more; see "
                     "`modelreg plugins`).",
                 )
             )
@@ -412,10 +439,7 @@ def _validated(
 ) -> tuple[CommonFields | None, BaseModel | None, dict[str, Any], list[Problem]]:
     """Step 6: the common fields, the backend's options, the request config, and problems."""
     values = plain(resolved.fields)
-    problems: list[Problem] = [
-        (path, "must be a finite number (NaN and infinity are not allowed)")
-        for path in non_finite_paths(values)
-    ]
+    problems: list[Problem] = []
     backend_cls = resolved.backend_cls
     common_data = {k: v for k, v in values.items() if k in COMMON_FIELD_NAMES}
     common, found = validate(CommonFields, common_data)
@@ -435,6 +459,12 @@ def _validated(
         else:
             config = dict(common.config)
         problems += _plugin_problems(catalog, common)
+    reported = {path for path, _ in problems}
+    problems += [
+        (path, "must be a finite number and nested at most 100 levels (no NaN or infinity)")
+        for path in non_finite_paths(values)
+        if path not in reported
+    ]
     problems = [
         (path, _required_message(settings, resolved, path) if msg == "Field required" else msg)
         for path, msg in dict.fromkeys(problems)
@@ -500,6 +530,9 @@ def explained_fields(
         fields = _unvalidated_fields(resolved)
     for path, (variable, origin) in resolved.unset.items():
         fields[path] = ExplainedField(None, origin, note=f"${{{variable}}} is not set")
+    for path, note in resolved.notes.items():
+        if path in fields:
+            fields[path] = dataclasses.replace(fields[path], note=note)
     return dict(sorted(fields.items()))
 
 

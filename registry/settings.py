@@ -39,6 +39,7 @@ __all__ = [
     "Settings",
     "choose_env",
     "load_settings",
+    "orphan_environment_message",
 ]
 
 DEFAULT_SETTINGS_FILE = "settings.toml"
@@ -58,6 +59,8 @@ class Settings:
     sources: tuple[Source, ...]
     variables: Variables
     options: LoadedOptions
+    #: ``MODELREG_*`` variables that are neither options nor settings paths → did-you-mean.
+    unknown_variables: Mapping[str, str] = field(default_factory=dict)
     #: Derived data (merged tables, name maps) cached by resolution; sources never change.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
@@ -79,17 +82,39 @@ class Settings:
         return display_path(self.path)
 
     def environment_names(self) -> list[str]:
-        """Every environment any source defines an overlay for (file spelling first)."""
-        names: dict[str, str] = {}
-        for kind in ("toml", "env", "dotenv"):
+        """The environments the settings file defines (variables may only overlay them)."""
+        names: set[str] = set()
+        for source in self.sources_of("toml"):
+            names.update(str(name) for name in source.data.get("environments", {}))
+        return sorted(names)
+
+    def orphan_environments(self) -> dict[str, str]:
+        """Variables that overlay an environment the settings file does not define.
+
+        Each maps the variable's origin to the (lower-cased) environment name it uses.
+        """
+        known = {name.lower() for name in self.environment_names()}
+        orphans: dict[str, str] = {}
+        for kind in ("env", "dotenv"):
             for source in self.sources_of(kind):
                 for name in source.data.get("environments", {}):
-                    names.setdefault(str(name).lower(), str(name))
-        return sorted(names.values())
+                    if str(name).lower() not in known:
+                        orphans[source.describe(("environments", str(name)))] = str(name)
+        return orphans
 
     def __repr__(self) -> str:
         dotenv = display_path(self.dotenv_path) if self.dotenv_path else None
         return f"Settings(path={self.label!r}, dotenv={dotenv!r})"
+
+
+def orphan_environment_message(settings: Settings, origin: str, name: str) -> str:
+    """What to say about a variable that overlays an environment the file does not define."""
+    known = settings.environment_names()
+    return (
+        f"{origin} overlays environment {escape_control(repr(name))}, which {settings.label} "
+        f"does not define, so it has no effect.{did_you_mean(name, known)} Defined: "
+        f"{', '.join(known) or 'none'}."
+    )
 
 
 def choose_env(settings: Settings, env: str | None, *, from_variables: bool = True) -> str | None:
@@ -98,7 +123,7 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     Raises:
         ConfigError: the environment has no overlay anywhere in the settings.
     """
-    origin = "env="
+    origin = KWARG_SOURCE
     if env is None:
         env = settings.options.values.env if from_variables else None
         if env is None:
@@ -204,7 +229,7 @@ def load_settings(
     Raises:
         ConfigError: a named file is missing, a source is malformed, an option is invalid.
     """
-    from registry.options import load_options, warn_unknown_variables
+    from registry.options import load_options, unknown_variables, warn_unknown_variables
 
     environ = dict(os.environ)
     given = {"settings": path, "dotenv": dotenv_path, "env": env}
@@ -229,7 +254,8 @@ def load_settings(
     )
     toml = TomlFileSource(settings_file) if settings_file is not None else None
     options = options_with(toml)
-    warn_unknown_variables(environ, dotenv_variables)
+    unknown = unknown_variables(environ, dotenv_variables)
+    warn_unknown_variables(unknown)
     sources: list[Source] = [EnvironmentSource(environ)]
     if dotenv_file is not None:
         sources.append(DotEnvFileSource(dotenv_file, dotenv_variables))
@@ -245,6 +271,7 @@ def load_settings(
             environ, dotenv_variables, dotenv_label, lambda: _secret_stores(options)
         ),
         options=options,
+        unknown_variables=unknown,
     )
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "decode_text",
     "display_path",
     "env_name",
+    "parse_json",
     "read_dotenv_variables",
     "read_text",
 ]
@@ -86,7 +87,7 @@ def decode_text(data: bytes, label: str, what: str) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        problem = f"{label}: {what} is not UTF-8 text (line {line}, byte {exc.start})"
+        problem = f"{label}: not UTF-8 text (line {line}, byte {exc.start})"
         text = ""
     else:
         problem = ""
@@ -132,9 +133,11 @@ class TomlFileSource(Source):
             data = tomllib.loads(text)
             problem = ""
         except tomllib.TOMLDecodeError as exc:
-            problem = str(exc)
+            problem = f"not valid TOML: {exc}. Fix the syntax there."
+        except RecursionError:
+            problem = "tables or arrays are nested too deeply to read."
         if problem:
-            raise ConfigError(f"{self.label}: not valid TOML: {problem}. Fix the syntax there.")
+            raise ConfigError(f"{self.label}: {problem}")
         super().__init__(data)
 
     def describe(self, path: tuple[str, ...]) -> str:
@@ -174,11 +177,14 @@ class _VariableSource(Source):
         raise NotImplementedError
 
     def describe(self, path: tuple[str, ...]) -> str:
-        """The variable that set ``path`` (or the JSON table it is inside)."""
+        """The variable that set ``path``, the JSON table it is inside, or the ones below it."""
         for size in range(len(path), 0, -1):
             variable = self.names.get(path[:size])
             if variable is not None:
                 return self._label(variable)
+        below = sorted(v for p, v in self.names.items() if p[: len(path)] == path)
+        if below:
+            return ", ".join(self._label(variable) for variable in below)
         return self._label(env_name(path))
 
     def _add(self, name: str, value: str) -> None:
@@ -190,12 +196,11 @@ class _VariableSource(Source):
                 f"{self._label(name)} and {self._label(self.names[path])} set the same value "
                 "(variable names are case-insensitive). Unset one of them."
             )
-        parsed: Any = _parse_table(value) if _is_table_path(path) else value
-        if parsed is _NOT_JSON:
-            raise ConfigError(
-                f"{self._label(name)}: must be a JSON table, e.g. '{{\"chat\": {{...}}}}', or "
-                f"set single values with {env_name((*path, 'name', 'field'))} (value not shown)."
-            )
+        parsed: Any = value
+        if _is_table_path(path):
+            parsed, problem = parse_json(value, table=True)
+            if problem:
+                raise ConfigError(f"{self._label(name)}: {problem}. {_table_hint(path)}")
         self.names[path] = name
         self._store(path, parsed)
 
@@ -217,16 +222,32 @@ class _VariableSource(Source):
         table[path[-1]] = value
 
 
-_NOT_JSON = object()
+def parse_json(text: str, *, table: bool = False) -> tuple[Any, str]:
+    """JSON from a variable, and ``""`` — or None and what is wrong (never the text itself).
 
-
-def _parse_table(value: str) -> Any:
-    """A JSON table from a variable, or ``_NOT_JSON`` (never raising with the value attached)."""
+    Parsed here, not in an ``except`` block of the caller's, so no error carries the text.
+    """
     try:
-        parsed = json.loads(value)
-    except (json.JSONDecodeError, RecursionError):
-        return _NOT_JSON
-    return parsed if isinstance(parsed, dict) else _NOT_JSON
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    except RecursionError:
+        problem = "is JSON nested too deeply"
+    else:
+        if table and not isinstance(parsed, dict):
+            return None, f"must be a JSON table ({{...}}), not {type(parsed).__name__}"
+        return parsed, ""
+    return None, problem + "; the value is not shown"
+
+
+def _table_hint(path: tuple[str, ...]) -> str:
+    """How to write the table variable at ``path``, or single values below it."""
+    below: tuple[str, ...]
+    if path in (("models",), ("environments",)):
+        example, below = '{"chat": {"backend": "azure", ...}}', (*path, "<NAME>", "<FIELD>")
+    else:
+        example, below = '{"<field>": ..., ...}', (*path, "<FIELD>")
+    return f"Write it as {example}, or set single values with {env_name(below)}."
 
 
 class EnvironmentSource(_VariableSource):

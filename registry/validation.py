@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Problem",
+    "check_max_retries",
+    "check_timeout",
     "checked",
     "config_problems",
     "describe_problems",
@@ -39,14 +41,25 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")
 
 def validation_problems(error: ValidationError, *, prefix: str = "") -> list[Problem]:
     """``(field path, message)`` pairs of a pydantic error, never echoing the input value."""
-    problems = []
+    problems: dict[str, str] = {}
     for item in error.errors(include_url=False, include_input=False, include_context=False):
         message = item["msg"]
         for noise in _PREFIXES:
             message = message.removeprefix(noise)
-        path = ".".join(str(part) for part in item["loc"])
-        problems.append((prefix + path if path else prefix.rstrip(".") or "value", message))
-    return problems
+        path = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        path = prefix + path if path else prefix.rstrip(".") or "value"
+        problems.setdefault(path, message)  # a union reports once per member: keep the first
+    return list(problems.items())
+
+
+def _is_union_tag(part: object) -> bool:
+    """Pydantic names the union member in an error's location (``str``, ``dict[str,any]``)."""
+    return isinstance(part, str) and (
+        part in _TYPE_TAGS or any(ch in part for ch in "[]-") or part.startswith("function-")
+    )
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "bytes", "tuple"})
 
 
 def validate(
@@ -78,8 +91,13 @@ def config_problems(
     return validate(model, config, prefix="config.")
 
 
-def non_finite_paths(value: Any, path: str = "") -> list[str]:
-    """Paths of NaN or infinite numbers anywhere in ``value`` (TOML and JSON both allow them)."""
+def non_finite_paths(value: Any, path: str = "", depth: int = 0) -> list[str]:
+    """Paths of NaN or infinite numbers anywhere in ``value`` (TOML and JSON both allow them).
+
+    Values nested deeper than 100 levels are reported too: nothing here needs them.
+    """
+    if depth > 100:
+        return [path]
     if type(value) is float:
         return [] if math.isfinite(value) else [path or "value"]
     if isinstance(value, Mapping):
@@ -92,7 +110,7 @@ def non_finite_paths(value: Any, path: str = "") -> list[str]:
     for key, item in items:
         if type(item) in _SCALARS:
             continue
-        found += non_finite_paths(item, f"{path}.{key}" if path else str(key))
+        found += non_finite_paths(item, f"{path}.{key}" if path else str(key), depth + 1)
     return found
 
 
@@ -123,6 +141,22 @@ def not_a_bool(value: Any) -> Any:
     """A ``before`` validator for numbers: ``timeout = true`` is a mistake, not 1 second."""
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
+    return value
+
+
+def check_timeout(value: Any) -> float:
+    """Seconds per attempt: a positive, finite number (not true/false)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive, finite number of seconds")
+    return float(value)
+
+
+def check_max_retries(value: Any) -> int:
+    """Retries: a whole number from 0 to 100 (not true/false)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValueError("must be a whole number from 0 to 100")
     return value
 
 

@@ -61,17 +61,32 @@ def check_credential(value: str | None) -> str | None:
 
 
 def credential_secret(value: Any) -> Any:
-    """A key or token (str or SecretStr) checked by :func:`check_credential`, as a SecretStr.
-
-    Other types pass through for the settings model to reject.
-    """
+    """A key or token (str or SecretStr) checked by :func:`check_credential`, as a SecretStr."""
     from pydantic import SecretStr
 
+    if value is None:
+        return None
     if not isinstance(value, str | SecretStr):
-        return value
+        raise ValueError(f"must be a string, not {type(value).__name__}")
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     checked = check_credential(raw)
     return None if checked is None else SecretStr(checked)
+
+
+def _table_problem(value: Any, *, headers: bool) -> str | None:
+    """Why ``value`` is not a usable table of headers (or query parameters), or None."""
+    if not isinstance(value, Mapping):
+        return (
+            f'must be a table of names to values, e.g. {{ X-Name = "value" }}, not '
+            f"{type(value).__name__} (the value is not shown)"
+        )
+    if not headers:
+        return None
+    try:
+        check_header_values(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def check_header_values(headers: Mapping[str, Any]) -> None:
@@ -129,9 +144,8 @@ def check_client_kwargs(
                     f"Accepted: {', '.join(usable)}.",
                 )
             )
-        elif name.endswith("headers") and isinstance(value, Mapping):
-            try:
-                check_header_values(value)
-            except ValueError as exc:
-                problems.append((path, str(exc)))
+        elif name.endswith(("headers", "query")):
+            problem = _table_problem(value, headers=name.endswith("headers"))
+            if problem:
+                problems.append((path, problem))
     return problems

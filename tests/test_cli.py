@@ -89,7 +89,7 @@ def test_check_lists_every_problem(write_settings: Callable[[str], Path]) -> Non
     joined = "\n".join(report["errors"])
     assert "'tiemout'" in joined and "Did you mean 'timeout'" in joined
     assert "no Azure endpoint" in joined
-    assert "unknown backend 'nope'" in joined
+    assert "field 'backend'" in joined and "not a registered backend" in joined
     # b fails the same way in both environments: reported once, naming both
     problems = {p["message"]: p["environments"] for p in report["problems"]}
     assert [envs for msg, envs in problems.items() if "'tiemout'" in msg] == [["none"]]

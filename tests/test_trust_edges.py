@@ -109,7 +109,7 @@ BAD_SETTINGS = {
     ),
     "unknown client provider": (
         AZURE + 'client_provider = "areal"\n',
-        "no client provider 'areal'",
+        "not a registered client provider",
     ),
     "client kwarg the SDK rejects": (
         AZURE + "client_kwargs = { default_header = { x = 'y' } }\n",
@@ -516,3 +516,222 @@ def test_control_characters_cannot_forge_lines_or_move_the_cursor(
         assert "Traceback" not in text
     shown = modelreg("show", evil_name).stdout
     assert "\\x1b[31m..\\nFAKE LINE" in shown and "evil\\x1b[2J\\nFAKE MODEL" in shown
+
+
+# -- found by an adversarial pass --------------------------------------------------------------
+
+
+def test_request_headers_are_checked_like_client_headers(
+    write_settings: Callable[[str], Path],
+) -> None:
+    from backends.azure import AzureOpenAIModel
+
+    for headers in ('{ X-A = "sk-h1\\r\\nEvil: 1" }', '{ X-A = "sk-h2é" }', '{ "X A" = "v" }'):
+        write_settings(AZURE + f"config = {{ extra_headers = {headers} }}\n")
+        message = create_error()
+        assert "config.extra_headers" in message and "sk-h" not in message
+        assert message in check_errors()
+    with pytest.raises(ConfigError, match="line break") as caught:
+        AzureOpenAIModel(
+            "d",
+            {"extra_headers": {"X-A": "sk-h3\r\nx"}},
+            api_key="k",
+            url="https://x.openai.azure.com",
+            api_version="2024-10-21",
+        )
+    assert "sk-h3" not in str(caught.value)
+
+
+def test_ignored_fields_hold_no_raw_secret(
+    write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(
+        AZURE.replace('api_key = "k"', 'api_key = "sk-ign-1"')
+        + 'client_kwargs = { default_headers = { Cookie = "sk-ign-2" }, default_query = { sig = "sk-ign-3" } }\n'
+        + '[environments.test.models.chat]\nbackend = "fake"\n'
+    )
+    registry = ModelRegistry.from_settings(env="test")
+    spec = registry.resolve("chat")
+    text = repr(vars(spec)) + repr(spec.ignored)
+    assert not re.search(r"sk-ign-\d", text)
+    shown = registry.explain("chat").fields["client_kwargs"]
+    assert shown.value == {"default_headers": {"Cookie": "***"}, "default_query": {"sig": "***"}}
+    assert "<Sourced>" not in modelreg("show", "chat", "--env", "test").stdout
+
+
+def test_headers_written_as_a_string_are_an_error_not_shown(
+    write_settings: Callable[[str], Path],
+) -> None:
+    write_settings(AZURE + 'client_kwargs = { default_headers = "X-A: sk-str-1" }\n')
+    message = create_error()
+    assert "client_kwargs.default_headers" in message and "must be a table" in message
+    assert "sk-str-1" not in message and message in check_errors()
+
+
+@pytest.mark.parametrize("pasted", ["sk-dot-1.secret", "ey.sk-dot-2.abc-def"])
+def test_dotted_value_without_scheme_is_not_echoed(
+    pasted: str, write_settings: Callable[[str], Path]
+) -> None:
+    write_settings(AZURE.replace("https://contoso.openai.azure.com", pasted))
+    message = create_error()
+    assert "sk-dot" not in message and "not a URL" in message
+
+
+def test_environment_names_cannot_forge_check_lines(write_settings: Callable[[str], Path]) -> None:
+    write_settings(
+        AZURE + '[environments."prod\\nOK: forged\\nerror: FORGED".models.chat]\ntimeout = -1\n'
+    )
+    result = modelreg("check")
+    assert not any(
+        line.startswith(("OK: forged", "error: FORGED")) for line in result.stdout.splitlines()
+    )
+    assert "prod\\nOK: forged" in result.stdout
+
+
+def test_nested_variable_origin_names_the_variable(
+    write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(AZURE)
+    variable = "MODELREG_MODELS__CHAT__CLIENT_KWARGS__DEFAULT_HEADERS__X_TRACE"
+    monkeypatch.setenv(variable, "t")
+    spec = ModelRegistry.from_settings().resolve("chat")
+    assert spec.sources["client_kwargs.default_headers"] == f"env {variable}"
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [("MODELREG_MODELS__CHAT__ALIASES", "[sk-json-1"), ("MODELREG_MODELS__CHAT__CONFIG", "{x")],
+)
+def test_malformed_json_in_a_variable_is_an_error(
+    variable: str,
+    value: str,
+    write_settings: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_settings(AZURE)
+    monkeypatch.setenv(variable, value)
+    message = create_error()
+    assert f"env {variable}" in message and "not valid JSON" in message and value not in message
+    assert modelreg("list").returncode == 1
+
+
+def test_misspelt_modelreg_variables_are_reported_by_check(
+    write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(AZURE + "[environments.test.models.chat]\ntimeout = 5\n")
+    monkeypatch.setenv("MODELREG_MODLES__CHAT__DEPLOYMENT", "x")
+    monkeypatch.setenv("MODELREG_ENVIRONMENTS__TSET__MODELS__CHAT__TIMEOUT", "1")
+    report = json.loads(modelreg("check", "--json").stdout)
+    warnings_text = "\n".join(report["warnings"])
+    assert (
+        "MODELREG_MODLES__CHAT__DEPLOYMENT" in warnings_text and "MODELREG_MODELS" in warnings_text
+    )
+    errors_text = "\n".join(report["errors"])
+    assert "environment 'tset'" in errors_text and "Did you mean 'test'" in errors_text
+    monkeypatch.setenv("MODELREG_ENV", "tset")
+    with pytest.warns(RegistryWarning):
+        assert "environment 'tset'" in create_error()
+
+
+def test_unknown_names_are_not_echoed(write_settings: Callable[[str], Path]) -> None:
+    for field, value in (
+        ("azure_ad_token_provider", "sk-name-1"),
+        ("backend", "sk-name-2"),
+        ("token_counter", "sk-name-3"),
+        ("client_provider", "sk-name-4"),
+    ):
+        text = AZURE.replace('backend = "azure"', "") if field == "backend" else AZURE
+        write_settings(text + f'{field} = "{value}"\n')
+        message = create_error()
+        assert f"field '{field}'" in message and value not in message
+        assert message in check_errors()
+
+
+def test_impossible_dates_are_not_api_versions(write_settings: Callable[[str], Path]) -> None:
+    write_settings(AZURE.replace("2024-10-21", "2024-02-31"))
+    assert "API version" in create_error()
+
+
+def test_base_url_with_an_operation_path_gets_the_root(
+    write_settings: Callable[[str], Path],
+) -> None:
+    write_settings(
+        '[models.l]\nbackend = "openai"\nmodel = "m"\n'
+        'base_url = "http://127.0.0.1:8000/v1/chat/completions"\n'
+    )
+    assert 'base_url = "http://127.0.0.1:8000/v1"' in create_error("l")
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        ({"timeout": "sk-c-1"}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"api_key": 12345}, "api_key"),
+        ({"url": 5}, "endpoint"),
+        ({"model_config_dict": "x"}, "model_config_dict"),
+        ({"model_type": None}, "model_type"),
+        ({"model_type": "sk-c-2/=="}, "model_type"),
+    ],
+)
+def test_camel_constructor_checks_like_settings(
+    arguments: dict[str, object], expected: str
+) -> None:
+    from backends.azure import AzureOpenAIModel
+
+    full: dict[str, object] = {
+        "model_type": "d",
+        "api_key": "k",
+        "url": "https://x.openai.azure.com",
+        "api_version": "2024-10-21",
+        **arguments,
+    }
+    with pytest.raises(ConfigError) as caught:
+        AzureOpenAIModel(**full)  # type: ignore[arg-type]
+    assert expected in str(caught.value) and "sk-c-" not in str(caught.value)
+
+
+def test_tokens_tools_file_must_be_a_list(
+    write_settings: Callable[[str], Path], isolated: Path
+) -> None:
+    write_settings(AZURE)
+    (isolated / "m.json").write_text('[{"role": "user", "content": "x"}]')
+    (isolated / "t.json").write_text('"not a list"')
+    result = modelreg("tokens", "chat", "m.json", "--tools", "t.json")
+    assert (
+        result.returncode == 1
+        and "tools" in result.stderr
+        and "internal error" not in result.stderr
+    )
+
+
+def test_bidi_and_invisible_characters_are_escaped(write_settings: Callable[[str], Path]) -> None:
+    write_settings(AZURE + 'model = "gpt\\u202eevil\\u200b\\u2066x"\n')
+    shown = modelreg("show", "chat").stdout
+    assert "\u202e" not in shown and "\\u202e" in shown and "\u200b" not in shown
+
+
+def test_deep_nesting_is_a_clear_error(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (isolated / "settings.toml").write_text(
+        AZURE + "config = { extra_body = " + "{ a = " * 3000 + "1" + " }" * 3001 + "\n"
+    )
+    result = modelreg("list")
+    assert result.returncode == 1 and "nested too deeply" in result.stderr
+    (isolated / "settings.toml").write_text(AZURE)
+    monkeypatch.setenv(
+        "MODELREG_MODELS__CHAT__CONFIG__EXTRA_BODY", '{"a": ' * 150 + "1" + "}" * 150
+    )
+    assert "nested at most 100 levels" in create_error()
+
+
+def test_credential_variable_not_used_says_why(
+    write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_settings(AZURE.replace('api_key = "k"\n', ""))
+    monkeypatch.setenv("AZURE_AD_TOKEN", "token-x")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "key-x")
+    field = ModelRegistry.from_settings().explain("chat").fields["api_key"]
+    assert field.value is None
+    assert field.note.startswith("AZURE_OPENAI_API_KEY is set but not used: azure_ad_token")
