@@ -29,6 +29,7 @@ from backends.capabilities import (
 )
 from backends.fake import FakeModel
 from registry import ConfigError, ModelRegistry, PluginError, hookimpl, hookspecs
+from tests.test_plugins import readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 REASONING_REJECTS = {
@@ -460,3 +461,21 @@ def test_model_from_settings_has_token_limit_of_its_base_model(
     model = ModelRegistry.from_settings().create("chat")
     assert model.token_limit == 400000
     assert model.capabilities.reasoning is True
+
+
+# -- the README's examples, run as written --------------------------------------------------
+
+
+def test_readme_capabilities_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(readme_block("**Unknown models** get declared defaults", "python"), {})
+    assert "o3-mini (a reasoning model) does not accept 'temperature'" in capsys.readouterr().out
+
+
+def test_readme_capabilities_plugin_hook_works() -> None:
+    namespace: dict[str, Any] = {}
+    exec(readme_block("A plugin adds or overrides base models with a hook", "python"), namespace)
+    registry = builtin_registry()
+    namespace["modelreg_register_capabilities"](partial(registry.register, origin="acme"))
+    assert registry.lookup("acme-large").context_window == 1047576
+    assert registry.lookup("acme-large").max_output_tokens == 8192
+    assert registry.lookup("gpt-4o").context_window == 64000
