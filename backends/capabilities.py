@@ -62,7 +62,6 @@ BUILTIN_ORIGIN = "built-in table (backends/data/capabilities.json)"
 UNKNOWN_ORIGIN = "default for models not in the table"
 SETTINGS_ORIGIN = "per-model settings ([models.NAME.capabilities])"
 _SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest)$")
-_MAX_EXTENDS = 8
 
 
 def _empty() -> Mapping[str, str]:
@@ -313,14 +312,17 @@ class CapabilityRegistry:
         """Every registered family, presets (``_name``) excluded."""
         return sorted(name for name in self._layers if not name.startswith("_"))
 
-    def _merged(self, family: str, depth: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
-        """A family's values over its ``extends`` chain, and the layer each value came from."""
+    def _merged(
+        self, family: str, seen: frozenset[str] = frozenset()
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """A family's values over its ``extends`` chain (a cycle stops where it closes)."""
         layers = self._layers.get(family, [])
         parent = next((d["extends"] for _, d in reversed(layers) if "extends" in d), None)
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
-        if parent is not None and depth < _MAX_EXTENDS:
-            values, origins = self._merged(normalise_model_name(parent), depth + 1)
+        seen = seen | {family}
+        if parent is not None and normalise_model_name(parent) not in seen:
+            values, origins = self._merged(normalise_model_name(parent), seen)
         for origin, data in layers:
             _merge(values, origins, data, origin)
         return values, origins

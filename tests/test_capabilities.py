@@ -479,3 +479,11 @@ def test_readme_capabilities_plugin_hook_works() -> None:
     assert registry.lookup("acme-large").context_window == 1047576
     assert registry.lookup("acme-large").max_output_tokens == 8192
     assert registry.lookup("gpt-4o").context_window == 64000
+
+
+def test_extends_cycle_stops_where_it_closes() -> None:
+    registry = builtin_registry()
+    registry.register("loop-a", {"extends": "loop-b", "context_window": 1000}, origin="acme")
+    registry.register("loop-b", {"extends": "Loop-A", "max_output_tokens": 10}, origin="acme")
+    capabilities = registry.lookup("loop-b")
+    assert (capabilities.context_window, capabilities.max_output_tokens) == (1000, 10)

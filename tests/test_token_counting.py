@@ -473,16 +473,25 @@ def test_patch_rule_ignores_detail() -> None:
 
 
 @pytest.mark.parametrize(
-    "width, height", [(1, 100_000), (100_000, 1), (65_000, 65_000), (33, 49_153), (40, 40_000)]
+    "width, height, expected",
+    [
+        # a side narrower than one patch stays one patch; the other keeps the whole budget
+        (1, 100_000, 1536),
+        (100_000, 1, 1536),
+        (1, 2_000_000, 1536),  # shrink < 1 would make the 1-px side 0 px wide
+        # the guide's shrink: sqrt(32*32*1536 / (w*h)), then whole patches on both sides
+        (65_000, 65_000, 39 * 39),  # 65000 * 0.01929 = 1254 px -> 39 whole patches a side
+        (33, 49_153, 1 * 1490),  # shrink 0.98475, narrowed to 0.9697: 32 x 47664 px
+        (40, 40_000, 1 * 1000),  # shrink 0.9915, narrowed by 1/1.239 to 0.8: 32 x 32000 px
+        (1024, 1536, 32 * 48),  # exactly the budget: no scaling
+    ],
 )
-def test_patch_budget_holds_for_any_shape(width: int, height: int) -> None:
+def test_patch_budget_for_extreme_shapes(width: int, height: int, expected: int) -> None:
     """Scaling never drops a side to zero patches nor exceeds the 1536-patch budget."""
     from backends.image_tokens import patch_count
 
-    count = patch_count(width, height)
-    raw = -(-width // 32) * -(-height // 32)
-    assert 1 <= count <= 1536 and (count == raw or raw > 1536)
-    assert image_count("gpt-4.1-mini", png(width, height)) == -(-count * 162 // 100)
+    assert patch_count(width, height) == expected
+    assert image_count("gpt-4.1-mini", png(width, height)) == -(-expected * 162 // 100)
 
 
 def test_url_image_counts_as_1024_square_under_the_models_rule() -> None:
