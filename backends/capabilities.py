@@ -50,8 +50,11 @@ from registry.validation import validate
 __all__ = [
     "BUILTIN_ORIGIN",
     "CAPABILITY_KEYS",
+    "SETTINGS_ORIGIN",
+    "UNKNOWN_ORIGIN",
     "CapabilityRegistry",
     "ModelCapabilities",
+    "builtin_entries",
     "builtin_registry",
     "capabilities_for",
     "check_capability_overrides",
@@ -208,11 +211,10 @@ def _problems(data: Any, model: type[_CapabilityValues], prefix: str) -> list[st
 
 
 def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain, validated copy of an entry (strings from variables coerced to their types)."""
-    values = _EntryValues.model_validate(dict(data))
-    clean = values.model_dump(exclude_unset=True)
-    if values.image_tokens is not None:
-        clean["image_tokens"] = values.image_tokens.model_dump(exclude_unset=True)
+    """A plain, validated copy of an entry (strings from variables coerced; None means unset)."""
+    clean: dict[str, Any] = _EntryValues.model_validate(dict(data)).model_dump(
+        exclude_unset=True, exclude_none=True
+    )
     return clean
 
 

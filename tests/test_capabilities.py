@@ -199,6 +199,12 @@ def test_every_builtin_entry_is_valid_and_resolves() -> None:
         assert capabilities.known and capabilities.origins["context_window"] == BUILTIN_ORIGIN
 
 
+def test_every_capability_can_be_overridden_and_is_on_the_result() -> None:
+    """The override schema and the result list the same capabilities (add a field to both)."""
+    described = {"model", "family", "known", "source", "notes", "origins"}
+    assert set(CAPABILITY_KEYS) == set(ModelCapabilities.__dataclass_fields__) - described
+
+
 def test_data_file_is_package_data() -> None:
     """The JSON ships in the wheel: pyproject's package-data globs cover every data file."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
@@ -487,3 +493,12 @@ def test_extends_cycle_stops_where_it_closes() -> None:
     registry.register("loop-b", {"extends": "Loop-A", "max_output_tokens": 10}, origin="acme")
     capabilities = registry.lookup("loop-b")
     assert (capabilities.context_window, capabilities.max_output_tokens) == (1000, 10)
+
+
+def test_plugin_none_values_mean_unset() -> None:
+    registry = builtin_registry()
+    registry.register(
+        "gpt-4o", {"context_window": None, "image_tokens": {"note": None}}, origin="acme"
+    )
+    capabilities = registry.lookup("gpt-4o")
+    assert capabilities.context_window == 128000 and capabilities.image_tokens.note == ""
