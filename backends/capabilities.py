@@ -40,12 +40,13 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    field_validator,
 )
 
 from backends.image_tokens import DEFAULT_IMAGE_RULE, ImageTokenRule
 from backends.model_names import normalise_model_name
 from registry.errors import ConfigError, PluginError, did_you_mean
-from registry.validation import validate
+from registry.validation import not_a_bool, validate
 
 __all__ = [
     "BUILTIN_ORIGIN",
@@ -74,7 +75,7 @@ def _empty() -> Mapping[str, str]:
 class _ImageRuleValues(BaseModel):
     """Fields of an ``image_tokens`` table; unset fields keep the inherited rule's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["tile", "patch"] | None = None
     base_tokens: NonNegativeInt | None = None
@@ -84,11 +85,15 @@ class _ImageRuleValues(BaseModel):
     exact: bool | None = None
     note: str | None = None
 
+    _numbers = field_validator(
+        "base_tokens", "tile_tokens", "multiplier", "max_patches", mode="before"
+    )(not_a_bool)
+
 
 class _CapabilityValues(BaseModel):
     """What settings may override: every capability, each optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     context_window: PositiveInt | None = None
     max_input_tokens: PositiveInt | None = None
@@ -102,6 +107,10 @@ class _CapabilityValues(BaseModel):
     rejected_params: list[str] | None = None
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     image_tokens: _ImageRuleValues | None = None
+
+    _numbers = field_validator(
+        "context_window", "max_input_tokens", "max_output_tokens", mode="before"
+    )(not_a_bool)
 
 
 class _EntryValues(_CapabilityValues):

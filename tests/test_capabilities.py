@@ -276,6 +276,9 @@ def test_unknown_image_rule_field_is_config_error_with_did_you_mean() -> None:
         ({"max_tokens_param": "sk-live-0123456789abcdef"}, "capabilities.max_tokens_param"),
         ({"image_tokens": {"kind": "sk-live-0123456789abcdef"}}, "capabilities.image_tokens.kind"),
         ({"image_tokens": {"multiplier": 0}}, "capabilities.image_tokens.multiplier"),
+        ({"image_tokens": {"multiplier": float("inf")}}, "capabilities.image_tokens.multiplier"),
+        ({"image_tokens": {"max_patches": True}}, "capabilities.image_tokens.max_patches"),
+        ({"context_window": True}, "capabilities.context_window"),  # true is not 1 token
         ({"image_tokens": "sk-live-0123456789abcdef"}, "capabilities.image_tokens"),
     ],
 )
