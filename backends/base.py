@@ -15,6 +15,7 @@ from registry.masking import redact
 from registry.wire import credential_secret
 
 if TYPE_CHECKING:
+    from backends.capabilities import ModelCapabilities
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
@@ -62,6 +63,7 @@ class BaseModelBackend(ABC):
         token_counter: BaseTokenCounter | None = None,
         name: str | None = None,
         base_model: str | None = None,
+        capabilities: ModelCapabilities | Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(model_type, str) or not model_type.strip():
             raise ConfigError(
@@ -79,6 +81,9 @@ class BaseModelBackend(ABC):
         self.model_config_dict: dict[str, Any] = redact(dict(model_config_dict or {}))
         self._token_counter = token_counter
         self._token_counter_factory: Callable[[], BaseTokenCounter] | None = None
+        self._capabilities: ModelCapabilities | None = None
+        self._capability_overrides: Mapping[str, Any] | None = None
+        self.use_capabilities(capabilities)
         self.check_model_config()
 
     @classmethod
@@ -90,6 +95,43 @@ class BaseModelBackend(ABC):
         """Build the token counter with ``factory`` on first use, unless one was given."""
         if self._token_counter is None and factory is not None:
             self._token_counter_factory = factory
+
+    def use_capabilities(self, capabilities: ModelCapabilities | Mapping[str, Any] | None) -> None:
+        """Set the model's capabilities: a merged result, or overrides of the base model's.
+
+        The registry passes the result of its lookup (built-in table < plugins < settings);
+        a mapping is ``[models.NAME.capabilities]``-style overrides, validated now (ConfigError
+        naming the key). None: the built-in table's entry for the base model, on first use.
+        """
+        if isinstance(capabilities, Mapping):
+            from backends.capabilities import check_capability_overrides
+
+            check_capability_overrides(capabilities, context=f"model {self.name!r}")
+            self._capability_overrides, self._capabilities = dict(capabilities), None
+        else:
+            self._capability_overrides, self._capabilities = None, capabilities
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What the base model (``base_model``, else ``model_type``) can do; looked up once."""
+        if self._capabilities is None:
+            from backends.capabilities import capabilities_for
+
+            self._capabilities = capabilities_for(
+                self.base_model or self.model_type,
+                self._capability_overrides,
+                context=f"model {self.name!r}",
+            )
+        return self._capabilities
+
+    @property
+    def token_limit(self) -> int:
+        """The context window of the base model, in tokens (CAMEL's ``token_limit``).
+
+        From the capability table, per-model overrides applied; a model not in the table gets
+        the declared default (``capabilities.known`` is False), never an unbounded number.
+        """
+        return self.capabilities.context_window
 
     def check_model_config(self) -> None:
         """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError."""
