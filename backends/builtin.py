@@ -7,16 +7,13 @@ plugin implements. Importing it imports the backend modules, which import neithe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from registry.hookspecs import hookimpl
+from registry.hookspecs import RegisterBackend, RegisterTokenCounter, hookimpl
 
 __all__ = ["modelreg_register_backends", "modelreg_register_token_counters"]
 
 
 @hookimpl
-def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> None:
+def modelreg_register_backends(register: RegisterBackend) -> None:
     """Register ``azure``, ``openai`` and ``fake``."""
     from backends.azure import AzureOpenAIModel
     from backends.fake import FakeModel
@@ -28,7 +25,7 @@ def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> No
 
 
 @hookimpl
-def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def modelreg_register_token_counters(register: RegisterTokenCounter) -> None:
     """Register ``openai`` (tiktoken, exact for OpenAI models) and ``approximate`` (no download)."""
     from backends.token_counting import ApproximateTokenCounter, OpenAITokenCounter
 
