@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from registry.building import BuildContext
-from registry.errors import ConfigError, RegistryWarning, did_you_mean
+from registry.errors import ConfigError, PluginError, RegistryWarning, did_you_mean
 from registry.layers import model_names, orphan_message
 from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
@@ -227,6 +227,8 @@ class ModelRegistry:
             return
         try:
             provider = self.plugins.lookup("client_providers", name)
+        except PluginError as exc:
+            raise PluginError(f"model {spec.name!r}, field 'client_provider': {exc}") from None
         except KeyError:
             known = self.plugins.names("client_providers")
             raise ConfigError(
@@ -243,23 +245,26 @@ class ModelRegistry:
                     runtime[side] = client
 
     def _token_counter_factory(self, spec: ModelSpec) -> Callable[[], BaseTokenCounter]:
+        """Look the counter up now (so ``create`` and ``check`` reject a bad name); build later."""
         base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
         options = self._state[0].options
         directory = options.values.tiktoken_cache_dir
         cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
+        try:
+            factory = plugins.lookup("token_counters", name)
+        except KeyError:
+            known = plugins.names("token_counters")
+            message = (
+                f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
+                f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
+            )
+            raise ConfigError(message) from None
+        except PluginError as exc:
+            raise PluginError(f"model {spec.name!r}, field 'token_counter': {exc}") from None
 
         def build() -> BaseTokenCounter:
-            try:
-                factory = plugins.lookup("token_counters", name)
-            except KeyError:
-                known = plugins.names("token_counters")
-                message = (
-                    f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
-                    f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
-                )
-                raise ConfigError(message) from None
             if name == "openai" and cache_dir is not None:
                 counter: BaseTokenCounter = factory(
                     base, cache_dir=cache_dir[0], cache_dir_origin=cache_dir[1]

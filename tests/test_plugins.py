@@ -159,8 +159,12 @@ def test_installed_plugin_kept_out(
     write_settings(FAKE_AND_AZURE.replace("{backend}", "echo"))
     monkeypatch.setenv(variable, value)
     registry = ModelRegistry.from_settings()
-    with pytest.raises(ConfigError, match="unknown backend 'echo'"):
+    with pytest.raises(PluginError) as caught:
         registry.create("needs_plugin")
+    assert "backend 'echo' is not registered" in str(caught.value)
+    assert f"example (modelreg-example-plugin 0.1.0), kept out by env {variable}" in str(
+        caught.value
+    )
     assert registry.create("ok").run(MESSAGES).choices[0].message.content == "still working"
 
 
@@ -261,7 +265,7 @@ def test_plugin_registering_bad_objects(write_settings: Callable[[str], Path], s
         registry.create("needs_plugin")
     assert type(registry.create("az")).__name__ == "AzureOpenAIModel"  # the built-in kept its name
     errors = {p.name: p for p in get_plugin_host().plugins()}["sloppy_plugin"].errors
-    assert any("'azure'" in e and "already registered" in e for e in errors)
+    assert any("'azure'" in e and "refused, the name is built in" in e for e in errors)
     assert any("'useless'" in e for e in errors)
 
 
