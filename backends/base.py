@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
+from backends.results import checked_result
 from registry.building import BuildContext, HttpClientSource, current_loop
 from registry.masking import redact
 from registry.wire import credential_secret
@@ -109,8 +110,8 @@ class BaseModelBackend(ABC):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        """Send ``messages``; see :meth:`_run` for what comes back."""
-        return self._run(messages, response_format, tools)
+        """Send ``messages``; see :meth:`_run` for what comes back (checked on every call)."""
+        return checked_result(self, self._run(messages, response_format, tools), is_async=False)
 
     async def arun(
         self,
@@ -119,7 +120,8 @@ class BaseModelBackend(ABC):
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
         """Async :meth:`run`."""
-        return await self._arun(messages, response_format, tools)
+        result = await self._arun(messages, response_format, tools)
+        return checked_result(self, result, is_async=True)
 
     @abstractmethod
     def _run(
@@ -128,7 +130,10 @@ class BaseModelBackend(ABC):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        """Return a ChatCompletion, a Stream, a parsed completion, or a stream manager."""
+        """Return a ChatCompletion, a stream of chunks, a parsed completion, or a stream manager.
+
+        :mod:`backends.results` builds them (``completion_from_text``, ``chunks_from_text``).
+        """
 
     @abstractmethod
     async def _arun(
