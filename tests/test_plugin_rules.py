@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,12 @@ SiteMaker = Callable[[], Path]
 
 
 @pytest.fixture
-def make_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteMaker:
-    """Make a new site directory at the front of sys.path (the last made is searched first)."""
+def make_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SiteMaker]:
+    """Make a new site directory at the front of sys.path (the last made is searched first).
+
+    Modules imported from these directories are forgotten after the test, so that each test
+    imports its own plugins (and can tell whether a plugin was imported at all).
+    """
     made: list[Path] = []
 
     def make() -> Path:
@@ -39,7 +43,10 @@ def make_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteMaker:
         made.append(directory)
         return directory
 
-    return make
+    yield make
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
 
 
 def plugin_source(backend: str, counter: str, provider: str, reply: str) -> str:
@@ -199,6 +206,16 @@ class Claimant:
         return None
 
 
+def test_a_plugin_registered_by_hand_cannot_take_an_installed_one_s_name(
+    make_site: SiteMaker, write_settings: Callable[[str], Path]
+) -> None:
+    install_fake_dist(make_site(), "modelreg-sample", SAMPLE, entry="sample")
+    get_plugin_host().pm.register(Claimant("sample-backend"), name="by-hand")
+    write_settings('[models.m]\nbackend = "sample-backend"\n')
+    with pytest.raises(PluginError, match="registered by 2 plugins: by-hand and sample"):
+        create_model("m")  # the installed plugins are loaded to find every claimant
+
+
 class EarlyClaimant(Claimant):
     """The same, asking pluggy to be called first: it gains nothing."""
 
@@ -344,6 +361,17 @@ def test_unknown_names_in_the_variables_warn(
     with pytest.warns(PluginWarning, match=expected):
         plugins = get_plugin_host().plugins()
     assert "backends.builtin" in {p.name for p in plugins}  # loading completed regardless
+
+
+def test_warning_as_error_leaves_plugins_loaded(
+    make_site: SiteMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_dist(make_site(), "modelreg-sample", SAMPLE, entry="sample")
+    monkeypatch.setenv("MODELREG_DISABLE_PLUGINS", "nothing-like-it")
+    host = get_plugin_host()
+    with pytest.raises(PluginWarning):  # filterwarnings = error, as under python -W error
+        host.load_entry_points()
+    assert host.lookup("backends", "sample-backend")
 
 
 def test_known_names_do_not_warn(make_site: SiteMaker, monkeypatch: pytest.MonkeyPatch) -> None:
