@@ -335,10 +335,16 @@ def test_filtered_plugin_named_with_its_variable(
 def test_allowed_by_distribution_name(
     make_site: SiteMaker, write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install_fake_dist(make_site(), "modelreg-sample", SAMPLE, entry="sample")
+    site = make_site()
+    install_fake_dist(site, "modelreg-sample", SAMPLE, entry="sample")
+    metadata = site / "modelreg_sample-1.0.dist-info" / "METADATA"
+    metadata.write_text(metadata.read_text().replace("modelreg-sample", "ModelReg.Sample"))
     write_settings('[models.m]\nbackend = "sample-backend"\n')
-    monkeypatch.setenv("MODELREG_PLUGINS", " Modelreg_Sample , ")
+    monkeypatch.setenv("MODELREG_PLUGINS", " modelreg_sample , ")
     assert create_model("m").run(MESSAGES)
+    assert {p.name: p for p in get_plugin_host().plugins()}[
+        "sample"
+    ].distribution == "ModelReg.Sample"
 
 
 @pytest.mark.parametrize(
