@@ -38,6 +38,7 @@ import pluggy
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
     from backends.token_counting import BaseTokenCounter
+    from registry.secret_stores import SettingsSource
     from registry.spec import ModelSpec
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ClientProvider",
     "RegisterBackend",
     "RegisterClientProvider",
+    "RegisterSettingsSource",
     "RegisterTokenCounter",
     "SyncClientProvider",
     "TokenCounterFactory",
@@ -89,6 +91,8 @@ RegisterBackend: TypeAlias = "Callable[[str, type[BaseModelBackend]], None]"
 RegisterTokenCounter: TypeAlias = "Callable[[str, TokenCounterFactory], None]"
 #: The ``register`` argument of :func:`modelreg_register_client_providers`.
 RegisterClientProvider: TypeAlias = "Callable[[str, ClientProvider], None]"
+#: The ``register`` argument of :func:`modelreg_register_settings_sources`.
+RegisterSettingsSource: TypeAlias = "Callable[[str, SettingsSource], None]"
 
 
 @hookspec
@@ -129,7 +133,7 @@ def modelreg_register_client_providers(register: RegisterClientProvider) -> None
 
 
 @hookspec
-def modelreg_register_settings_sources(register: Callable[[str, Any], None]) -> None:
+def modelreg_register_settings_sources(register: RegisterSettingsSource) -> None:
     """Register secret stores for variables: ``register("aws-secrets", SettingsSource(...))``.
 
     The object is a :class:`registry.secret_stores.SettingsSource`: ``build(options)`` returns a
@@ -138,5 +142,5 @@ def modelreg_register_settings_sources(register: Callable[[str, Any], None]) -> 
     store is not configured; ``order`` places it among the stores (secrets dir 30, Key Vault 40,
     default 50); ``label`` names the origin of its values (``"{name}"`` is the variable). Stores
     serve ``${VAR}`` references and the backends' credential variables, after the environment
-    and ``.env``; values from them are secrets.
+    and ``.env``; values from them are secrets. Names follow the same rules as backends'.
     """

@@ -481,10 +481,11 @@ def test_hookspecs_name_the_real_types() -> None:
     from backends.base import BaseModelBackend
     from backends.token_counting import BaseTokenCounter
     from registry import hookspecs
+    from registry.secret_stores import SettingsSource
     from registry.spec import ModelSpec
 
     names = {"BaseModelBackend": BaseModelBackend, "BaseTokenCounter": BaseTokenCounter}
-    names["ModelSpec"] = ModelSpec
+    names |= {"ModelSpec": ModelSpec, "SettingsSource": SettingsSource}
     hints = {
         kind.hook: typing.get_type_hints(getattr(hookspecs, kind.hook), localns=names)["register"]
         for kind in KINDS
@@ -499,6 +500,7 @@ def test_hookspecs_name_the_real_types() -> None:
         hookspecs.SyncClientProvider,
         hookspecs.AsyncClientProvider,
     }
+    assert hints["modelreg_register_settings_sources"] == Callable[[str, SettingsSource], None]
     spec_type = typing.get_type_hints(hookspecs.SyncClientProvider.sync_client, localns=names)
     assert spec_type["spec"] is ModelSpec
 
