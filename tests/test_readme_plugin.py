@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import create_model
+from registry import ModelRegistry, create_model
 from registry.plugins import get_plugin_host
 from tests.azure_server import AzureServer
 from tests.test_plugins import MESSAGES, RecordingClient, text
@@ -75,7 +75,7 @@ def test_readme_plugin_installed(
         f"""
         [models.a]
         backend = "acme"
-        greeting = "hi"
+        greeting = "${{ACME_GREETING}}"
         token_counter = "acme-words"
         [models.streamed]
         backend = "acme"
@@ -89,7 +89,14 @@ def test_readme_plugin_installed(
         client_provider = "acme-rl"
         """
     )
+    import modelreg_acme  # type: ignore[import-not-found]
+
+    modelreg_acme.VAULT["ACME_GREETING"] = "hi"  # served by the plugin's secret store
     model = create_model("a")
+    assert (
+        "acme vault (ACME_GREETING)"
+        in ModelRegistry.from_settings().explain("a").fields["greeting"].source
+    )
     assert text(model.run([{"role": "user", "content": "there"}])) == "hi, there"
     assert text(asyncio.run(model.arun([{"role": "user", "content": "you"}]))) == "hi, you"
     assert model.token_counter.count_tokens_from_messages([{"content": "a b c"}]) == 3
@@ -103,8 +110,6 @@ def test_readme_plugin_installed(
         return "".join([c.choices[0].delta.content or "" async for c in stream])
 
     assert asyncio.run(collect()) == "hello, Hello"
-
-    import modelreg_acme  # type: ignore[import-not-found]
 
     rollout_client = RecordingClient("from the RL framework")
     modelreg_acme.PROVIDER.client = rollout_client
@@ -120,7 +125,7 @@ def test_readme_plugin_installed(
         "backends": ["acme"],
         "token_counters": ["acme-words"],
         "client_providers": ["acme-rl"],
-        "settings_sources": [],
+        "settings_sources": ["acme-vault"],
     }
 
 
