@@ -8,7 +8,7 @@ registry never imports a backend module itself — it finds backends through the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,11 +39,14 @@ class BuildContext:
             ``azure_ad_token_provider``, a ``token_counter`` instance).
         http_clients: the shared HTTP client pool, or None to let the SDK build its own.
         token_counter_factory: builds the model's token counter on first use.
+        capability_layers: the plugins' capability entries (built-ins first), asked for only
+            when the model's capabilities are first needed (it may load installed plugins).
     """
 
     runtime: Mapping[str, Any] = field(default_factory=dict)
     http_clients: HttpClientSource | None = None
     token_counter_factory: Callable[[], BaseTokenCounter] | None = None
+    capability_layers: Callable[[], Sequence[Any]] | None = None
 
 
 def current_loop() -> asyncio.AbstractEventLoop | None:

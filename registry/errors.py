@@ -12,9 +12,11 @@ Hierarchy::
     │   └── TokenizerUnavailableError   an encoding could not be loaded (air-gapped machine)
     ├── UnknownModelError        (also KeyError) no model or alias of that name
     ├── PluginError              a plugin failed to load or registered something invalid
-    └── BackendError             a backend cannot do what was asked (e.g. a missing client side)
+    └── BackendError             a backend cannot do what was asked (e.g. a missing client side,
+                                 or a plugin's backend returned something run() may not return)
 
     RegistryWarning (UserWarning)   settings that work but probably do not do what was meant
+    └── PluginWarning               MODELREG_PLUGINS or MODELREG_DISABLE_PLUGINS names no plugin
 
 Errors from the openai SDK during a request are *not* wrapped: users catch
 ``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigError",
     "MissingCredentialsError",
     "PluginError",
+    "PluginWarning",
     "RegistryError",
     "RegistryWarning",
     "TokenizerUnavailableError",
@@ -92,3 +95,7 @@ class BackendError(RegistryError):
 
 class RegistryWarning(UserWarning):
     """Settings that work but probably do not do what was meant (a misspelt variable, a BOM)."""
+
+
+class PluginWarning(RegistryWarning):
+    """Plugin selection that works but is probably not what was meant (an unknown name)."""

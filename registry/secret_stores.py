@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError
-from registry.hookspecs import hookimpl
+from registry.hookspecs import RegisterSettingsSource, hookimpl
 from registry.masking import escape_control
 from registry.variables import VariableSource
 
@@ -252,7 +252,7 @@ def azure_key_vault(options: LoadedOptions) -> Any:
 
 
 @hookimpl
-def modelreg_register_settings_sources(register: Callable[[str, SettingsSource], None]) -> None:
+def modelreg_register_settings_sources(register: RegisterSettingsSource) -> None:
     """The secrets directory (order 30) and Azure Key Vault (order 40)."""
     register(
         "secrets-dir",

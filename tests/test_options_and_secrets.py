@@ -83,8 +83,13 @@ def test_plugins_option_in_dotenv_is_honoured(
 
     write_settings('[models.m]\nbackend = "fake"\n')
     (isolated / ".env").write_text("MODELREG_PLUGINS=\n")  # empty: only the built-ins
-    names = {p.name for p in get_plugin_host().plugins()}
-    assert names == {"backends.builtin", "registry.secret_stores"}
+    plugins = get_plugin_host().plugins()
+    assert {p.name for p in plugins if not p.disabled_by} == {
+        "backends.builtin",
+        "registry.secret_stores",
+    }
+    # installed plugins are listed as disabled, with where the option was set
+    assert all(p.disabled_by == ".env (MODELREG_PLUGINS)" for p in plugins if not p.builtin)
 
 
 @pytest.mark.parametrize(
