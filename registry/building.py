@@ -7,12 +7,14 @@ registry never imports a backend module itself — it finds backends through the
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     from backends.token_counting import BaseTokenCounter
 
 __all__ = ["BuildContext", "HttpClientSource", "current_loop"]
@@ -50,8 +52,15 @@ class BuildContext:
 
 
 def current_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, or None outside one."""
+    """The running event loop, or None outside one.
+
+    Without asyncio imported there is no loop: building a model does not import it (~20 ms).
+    """
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return None
     try:
-        return asyncio.get_running_loop()
+        loop: asyncio.AbstractEventLoop = module.get_running_loop()
     except RuntimeError:
         return None
+    return loop

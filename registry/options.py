@@ -42,6 +42,7 @@ __all__ = [
     "LoadedOptions",
     "OptionValue",
     "RegistryOptions",
+    "early_option",
     "load_options",
     "process_options",
     "registry_options",
@@ -195,6 +196,29 @@ def _origin_label(kind: str, name: str, dotenv_label: str, toml_label: str) -> s
         "toml": f"{toml_label} ({name})",
     }
     return labels.get(kind, kind)
+
+
+def early_option(
+    name: str,
+    given: Mapping[str, Any],
+    given_origin: str,
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str] | None = None,
+    dotenv_label: str = ".env",
+) -> tuple[str, str] | None:
+    """A path option needed before the rest can be read (which ``.env``, which settings file).
+
+    The same order as :func:`load_options` (argument, environment, ``.env``); the full, typed
+    reading follows once the files are known, and reports the same value and origin.
+    """
+    if given.get(name) is not None:
+        return str(given[name]), given_origin
+    variable = ENV_PREFIX + name.upper()
+    for kind, values in (("env", environ), ("dotenv", dotenv or {})):
+        found = next((v for k, v in values.items() if k.upper() == variable), None)
+        if found:
+            return found, _origin_label(kind, name, dotenv_label, "")
+    return None
 
 
 def load_options(

@@ -92,12 +92,13 @@ class PluginHost:
         self._infos: dict[str, PluginInfo] = {}
         self._builtins_loaded = False
         self._entry_points_loaded = False
-        self._cache: Registrations | None = None
+        #: Registrations without / with the layered kinds (capabilities: read only when needed).
+        self._cache: dict[bool, Registrations] = {}
         #: Problems with MODELREG_PLUGINS / MODELREG_DISABLE_PLUGINS (also issued as warnings).
         self.selection_warnings: list[str] = []
 
     def _invalidate(self) -> None:
-        self._cache = None
+        self._cache = {}
 
     def _load_builtins(self) -> None:
         if self._builtins_loaded:
@@ -146,17 +147,24 @@ class PluginHost:
         except Exception as exc:
             info.fail(f"failed to load: {type(exc).__name__}: {exc}", incomplete=True)
 
-    def registrations(self, *, with_entry_points: bool = False) -> Registrations:
-        """What every loaded plugin registered (loading entry points first if asked)."""
+    def registrations(
+        self, *, with_entry_points: bool = False, layered: bool = False
+    ) -> Registrations:
+        """What every loaded plugin registered (loading entry points first if asked).
+
+        ``layered``: include the layered kinds (capabilities), whose built-in table is only
+        read when a model's capabilities are needed.
+        """
         with self._lock:
             self._load_builtins()
             if with_entry_points:
                 self.load_entry_points()
-            if self._cache is None:
-                self._cache = self._collect()
-            return self._cache
+            if layered not in self._cache:
+                kinds = KINDS if layered else tuple(k for k in KINDS if not k.layered)
+                self._cache[layered] = self._collect(kinds)
+            return self._cache[layered]
 
-    def _collect(self) -> Registrations:
+    def _collect(self, kinds: tuple[Kind, ...]) -> Registrations:
         infos = {
             name: replace(
                 base,
@@ -171,7 +179,7 @@ class PluginHost:
             if plugin is not None:  # None: blocked
                 info = infos.setdefault(name, PluginInfo(name, builtin=False))
                 _check_hooks(self.pm, plugin, info)
-        for kind in KINDS:
+        for kind in kinds:
             # pluggy's call order (tryfirst/trylast); the outcome does not depend on it.
             for impl in reversed(getattr(self.pm.hook, kind.hook).get_hookimpls()):
                 if not (impl.hookwrapper or impl.wrapper):
@@ -189,27 +197,29 @@ class PluginHost:
         Raises PluginError when the name is unavailable or may be provided by a plugin that was
         kept out or broken, KeyError when nothing registered it.
         """
-        registrations = self.registrations()
+        layered = kind in _LAYERED
+        registrations = self.registrations(layered=layered)
         owner = registrations.owner[kind].get(name)
         if owner is None or not owner.builtin:  # a plugin's name may be claimed twice
-            registrations = self.registrations(with_entry_points=True)
+            registrations = self.registrations(with_entry_points=True, layered=layered)
         return registrations.get(kind, name)
 
     def names(self, kind: str) -> list[str]:
         """Every usable name of one kind, entry-point plugins included."""
-        return self.registrations(with_entry_points=True).names(kind)
+        return self.registrations(with_entry_points=True, layered=kind in _LAYERED).names(kind)
 
     def objects(self, kind: str) -> dict[str, Any]:
         """Every usable object of one kind by name, entry-point plugins included."""
-        return dict(self.registrations(with_entry_points=True).objects[kind])
+        registrations = self.registrations(with_entry_points=True, layered=kind in _LAYERED)
+        return dict(registrations.objects[kind])
 
     def layers(self, kind: str) -> list[Layer]:
         """The entries of a layered kind (capabilities), built-ins first, plugins loaded."""
-        return list(self.registrations(with_entry_points=True).layers[kind])
+        return list(self.registrations(with_entry_points=True, layered=True).layers[kind])
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin (built-in, installed, disabled, failed), for ``modelreg plugins``."""
-        return self.registrations(with_entry_points=True).plugins
+        return self.registrations(with_entry_points=True, layered=True).plugins
 
     def registered_as(self, kind: str, obj: Any) -> tuple[str, PluginInfo] | None:
         """The name ``obj`` is registered under and its plugin (among those loaded), or None."""
@@ -264,6 +274,9 @@ def _check_hooks(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> Non
     ]
     for problem in problems:
         info.fail(problem, incomplete=True)
+
+
+_LAYERED = frozenset(kind.key for kind in KINDS if kind.layered)
 
 
 def _call(kind: Kind, impl: Any, info: PluginInfo) -> list[Claim]:
