@@ -260,7 +260,7 @@ class ModelRegistry:
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
         options = self._state[0].options
-        directory = options.values.tiktoken_cache_dir
+        directory = options.get("tiktoken_cache_dir")
         cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
         try:
             factory = plugins.lookup("token_counters", name)

@@ -83,10 +83,10 @@ def read_selection() -> PluginSelection:
     from registry.options import process_options
 
     loaded = process_options()
-    options = loaded.values
-    allowed = tuple(options.plugins) if options.plugins is not None else None
+    plugins = loaded.get("plugins")
+    allowed = tuple(plugins) if plugins is not None else None
     origins = {
         ALLOW_VARIABLE: loaded.origin("plugins"),
         BLOCK_VARIABLE: loaded.origin("disable_plugins"),
     }
-    return PluginSelection(allowed, tuple(options.disable_plugins), origins)
+    return PluginSelection(allowed, tuple(loaded.get("disable_plugins") or ()), origins)

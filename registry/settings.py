@@ -125,7 +125,7 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     """
     origin = KWARG_SOURCE
     if env is None:
-        env = settings.options.values.env if from_variables else None
+        env = settings.options.get("env") if from_variables else None
         if env is None:
             return None
         origin = settings.options.origin("env")

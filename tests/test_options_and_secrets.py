@@ -54,13 +54,13 @@ def test_each_option_from_each_origin_in_order(
     )
     monkeypatch.setenv("MODELREG_SECRETS_DIR", "from-env")
     options = registry_options()
-    assert str(options.values.secrets_dir) == "from-env"
+    assert str(options.get("secrets_dir")) == "from-env"
     assert options.origin("secrets_dir") == "env MODELREG_SECRETS_DIR"
-    assert options.values.env == "staging"
+    assert options.get("env") == "staging"
     assert options.origin("env") == ".env (MODELREG_ENV)"
-    assert options.values.plugins == ["a", "b"]
+    assert options.get("plugins") == ["a", "b"]
     assert options.origin("plugins") == ".env (MODELREG_PLUGINS)"
-    assert str(options.values.tiktoken_cache_dir) == "file-cache"
+    assert str(options.get("tiktoken_cache_dir")) == "file-cache"
     assert options.origin("tiktoken_cache_dir") == "settings.toml (tiktoken_cache_dir)"
     assert options.origin("routing_state") == "built-in default"
     assert registry_options(env="prod").origin("env") == "keyword argument"
