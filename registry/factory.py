@@ -17,9 +17,10 @@ from registry.layers import model_names, orphan_message
 from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
-from registry.resolve import explained_fields, resolve, resolve_fields
+from registry.resolve import resolve_fields
 from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
+from registry.spec_validation import explained_fields, resolve
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
