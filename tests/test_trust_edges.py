@@ -526,7 +526,12 @@ def test_request_headers_are_checked_like_client_headers(
 ) -> None:
     from backends.azure import AzureOpenAIModel
 
-    for headers in ('{ X-A = "sk-h1\\r\\nEvil: 1" }', '{ X-A = "sk-h2é" }', '{ "X A" = "v" }'):
+    for headers in (
+        '{ X-A = "sk-h1\\r\\nEvil: 1" }',
+        '{ X-A = "sk-h2é" }',
+        '{ X-A = "sk-h4\\u0007" }',
+        '{ "X A" = "v" }',
+    ):
         write_settings(AZURE + f"config = {{ extra_headers = {headers} }}\n")
         message = create_error()
         assert "config.extra_headers" in message and "sk-h" not in message
