@@ -201,9 +201,9 @@ def test_unusable_secrets_dir_is_a_config_error_naming_it(
     if problem == "a file":
         target.write_text("x")
     write_settings(f'secrets_dir = "{target}"\n' + azure_model(server))
-    with pytest.raises(
-        ConfigError, match=rf"secrets_dir '{target}' \(from settings\.toml \(secrets_dir\)\)"
-    ):
+    reason = "does not exist" if problem == "missing" else "is not a directory"
+    where = rf"secrets_dir '{target}' \(from settings\.toml \(secrets_dir\)\) {reason}"
+    with pytest.raises(ConfigError, match=where):
         create_model("chat")
     result = modelreg("check")
     assert result.returncode == 1 and str(target) in result.stdout
@@ -367,6 +367,11 @@ def test_plugin_secret_store_serves_variables_in_its_order(
         "***",
         "test store (AZURE_OPENAI_API_KEY)",
     )
+    settings = ModelRegistry.from_settings().settings
+    asked_before = plugin.asked.count("AZURE_OPENAI_API_KEY")
+    for timeout in (5, 6):  # keyword arguments: resolved again, the store is not asked again
+        ModelRegistry(settings).resolve("chat", timeout=timeout)
+    assert plugin.asked.count("AZURE_OPENAI_API_KEY") == asked_before + 1
     plugin.order = 35
     get_plugin_host().pm.unregister(name="test-store-plugin")
     get_plugin_host().pm.register(plugin, name="test-store-plugin")
