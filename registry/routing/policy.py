@@ -12,9 +12,10 @@ The rules:
   deployments (inside a pool the SDK's own retries are 0).
 * After a failure that is worth retrying, the next attempt goes at once to another available
   deployment, one not yet tried in this call, chosen by the routing strategy.
-* When every available deployment has been tried in this call, one is tried again after a
+* When every available deployment has failed in this call, one is tried again after a
   backoff (0.5 s, doubling, at most 8 s, less up to 25% jitter: the SDK's own schedule), so
-  a one-deployment pool is no harsher on its server than the SDK alone.
+  a one-deployment pool is no harsher on its server than the SDK alone. A deployment whose
+  failure cooled it needs no backoff once its cooldown is over: the cooldown was one.
 * When every deployment is cooling, the call waits until the earliest cooldown ends — if that
   is within the call's time budget; cooldowns of misconfigured deployments are not waited
   for. Otherwise it raises :class:`~registry.errors.NoDeploymentAvailableError`. After such a
@@ -51,15 +52,9 @@ class Step:
 
 
 def choose_deployment(
-    strategy: RoutingStrategy,
-    rng: random.Random,
-    states: Sequence[DeploymentState],
-    allowed: Sequence[int],
+    strategy: RoutingStrategy, rng: random.Random, candidates: Sequence[Candidate]
 ) -> Deployment:
-    """Ask ``strategy`` to choose among ``states[i]`` for ``i`` in ``allowed`` (not empty)."""
-    candidates = [
-        Candidate(states[i].deployment, i, states[i].in_flight, states[i].latency) for i in allowed
-    ]
+    """Ask ``strategy`` to choose one of ``candidates`` (not empty; alone, it is chosen)."""
     if len(candidates) == 1:
         return candidates[0].deployment
     try:
@@ -133,7 +128,11 @@ class Attempts:
                     f"before trying one again ({format_seconds(wait)}) outlasts the call's time "
                     f"budget ({format_seconds(left)} left)",
                 )
-            chosen = choose_deployment(self._strategy, self._rng, states, fresh or available)
+            candidates = [
+                Candidate(states[i].deployment, i, states[i].in_flight, states[i].latency)
+                for i in fresh or available
+            ]
+            chosen = choose_deployment(self._strategy, self._rng, candidates)
             self.attempts += 1
             return Step(chosen, wait)
         return self._wait_for_cooldown(states, left)
@@ -161,7 +160,8 @@ class Attempts:
 
         On False the caller re-raises that attempt's error.
         """
-        self._tried.add(deployment.id)
+        if verdict.cooldown is None:  # a cooled one is out until its cooldown ends; then
+            self._tried.add(deployment.id)  # the cooldown has been its backoff
         self.last_reason = verdict.reason
         return verdict.retry and self.attempts <= self.max_retries
 

@@ -43,7 +43,7 @@ from registry.routing.state import (
     StateStore,
     format_seconds,
 )
-from registry.routing.strategies import RoutingStrategy
+from registry.routing.strategies import Candidate, RoutingStrategy
 
 __all__ = ["Pool", "resolve_strategy"]
 
@@ -144,9 +144,10 @@ class Pool:
         self, cooldowns: Sequence[Cooldown | None], counts: Sequence[int] | None
     ) -> list[DeploymentState]:
         states = []
+        views = self._stats.views(self._ids)
         for index, deployment in enumerate(self.deployments):
             cooldown = cooldowns[index]
-            in_flight, latency, flagged = self._stats.view(deployment.id)
+            in_flight, latency, flagged = views[index]
             misconfigured = flagged or (
                 cooldown is not None and cooldown.kind is CooldownKind.MISCONFIGURED
             )
@@ -158,17 +159,23 @@ class Pool:
 
     def pick(self) -> Deployment | None:
         """The deployment the strategy chooses among those available now; None if all cool."""
-        return self._pick(self.snapshot())
+        return self._pick(self.store.cooldowns(self.name, self._ids))
 
     async def apick(self) -> Deployment | None:
         """:meth:`pick` for async code."""
-        return self._pick(await self.asnapshot())
+        return self._pick(await self.store.acooldowns(self.name, self._ids))
 
-    def _pick(self, states: Sequence[DeploymentState]) -> Deployment | None:
-        available = [i for i, state in enumerate(states) if state.cooldown is None]
+    def _pick(self, cooldowns: Sequence[Cooldown | None]) -> Deployment | None:
+        available = [i for i, cooldown in enumerate(cooldowns) if cooldown is None]
         if not available:
             return None
-        return choose_deployment(self.strategy, self._rng, states, available)
+        if len(available) == 1:
+            return self.deployments[available[0]]
+        views = self._stats.views(self._ids)
+        candidates = [
+            Candidate(self.deployments[i], i, views[i][0], views[i][1]) for i in available
+        ]
+        return choose_deployment(self.strategy, self._rng, candidates)
 
     # -- outcomes ---------------------------------------------------------------------------
 

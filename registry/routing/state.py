@@ -104,12 +104,14 @@ class CooldownKind(StrEnum):
 
 
 def format_seconds(seconds: float) -> str:
-    """``0.25 s``, ``4.2 s``, ``3 min 5 s`` for messages."""
+    """``0.25 s``, ``1.5 s``, ``7 s``, ``42 s``, ``3 min 5 s`` for messages."""
+    if seconds < 1:
+        return f"{seconds:.2g} s"
     if seconds < 10:
-        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s"
+        return f"{seconds:.1f}".removesuffix(".0") + " s"
     if seconds < 120:
         return f"{seconds:.0f} s"
-    minutes, rest = divmod(int(seconds), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
@@ -352,11 +354,17 @@ class LocalStats:
             self._misconfigured.add(id)
             return True
 
-    def view(self, id: str) -> tuple[int, float | None, bool]:
-        """Calls in flight, current latency average (None if unmeasured or stale), flag."""
+    def views(self, ids: Sequence[str]) -> list[tuple[int, float | None, bool]]:
+        """For each id: calls in flight, latency average (None if unmeasured or stale), flag."""
         with self._lock:
-            measured = self._latency.get(id)
-            latency = None
-            if measured is not None and self._clock() - measured[1] <= self._stale_after:
-                latency = measured[0]
-            return self._in_flight.get(id, 0), latency, id in self._misconfigured
+            if not self._latency and not self._misconfigured:  # no measurement yet
+                return [(self._in_flight.get(id, 0), None, False) for id in ids]
+            now = self._clock()
+            found = []
+            for id in ids:
+                measured = self._latency.get(id)
+                latency = None
+                if measured is not None and now - measured[1] <= self._stale_after:
+                    latency = measured[0]
+                found.append((self._in_flight.get(id, 0), latency, id in self._misconfigured))
+            return found

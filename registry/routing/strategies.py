@@ -33,9 +33,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
     """A deployment that may take the attempt, with what this process knows about it.
+
+    Read-only for strategies (not frozen only because frozen objects are slower to build,
+    and one is built per deployment before every attempt).
 
     Attributes:
         index: its position in the pool (0 is the first ``deployments`` entry).
