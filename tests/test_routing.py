@@ -798,3 +798,18 @@ def test_a_deployment_cooled_in_this_call_needs_no_backoff_after_its_cooldown() 
     attempts.failed(second, routed.record_failure(second, Failure.from_response(500)))
     clock.advance(1.001)
     assert attempts.next(routed.snapshot()) == Step(first, 0.0)
+
+
+# -- the README's example, run as written -------------------------------------------------------
+
+
+def test_readme_pool_example_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import readme_block
+
+    block = readme_block("a pool is built in code", "python")
+    exec(block, {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [line[2:] for line in block.splitlines() if line.startswith("# chat#")]
+    assert printed[1:] == [promised[1], "answered by chat#1"]
+    assert printed[0].startswith(promised[0].split("1.5 s")[0])  # the time left moves on
+    assert printed[0].endswith("(429, retry-after-ms 1.5 s)")
