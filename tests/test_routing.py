@@ -156,9 +156,9 @@ def test_latency_tries_unmeasured_first_then_the_fastest_and_remeasures_stale_on
 
 
 def test_weighted_choice_skips_zero_weights_even_at_the_edges() -> None:
-    class Edge(random.Random):
+    class Edge(random.Random):  # the top of the range, where float rounding can land
         def random(self) -> float:
-            return 0.9999999999999999
+            return 1.0
 
     from registry.routing.strategies import weighted_choice
 
@@ -402,6 +402,17 @@ def test_transient_failures_cool_after_allowed_fails_within_the_window(failure: 
     clock.advance(60)  # the window is over: counting starts again
     assert routed.snapshot(failures=True)[0].failures == 0
     assert routed.record_failure(target, failure).cooldown is None
+
+
+def test_the_failure_window_runs_from_its_first_failure() -> None:
+    clock = FakeClock()
+    routed = pool(1, clock=clock)
+    routed.record_failure(routed.deployments[0], Failure(ErrorKind.TIMEOUT))
+    clock.advance(40)
+    routed.record_failure(routed.deployments[0], Failure(ErrorKind.TIMEOUT))
+    assert routed.snapshot(failures=True)[0].failures == 2
+    clock.advance(20.001)  # 60 s after the first: a new window
+    assert routed.snapshot(failures=True)[0].failures == 0
 
 
 def test_25_consecutive_500s_do_not_leave_a_deployment_in_rotation() -> None:
@@ -674,6 +685,21 @@ def test_call_reraises_the_last_error_when_retries_run_out() -> None:
     first, last = TimeoutError("first"), ConnectionError("last")
     with pytest.raises(ConnectionError, match="last"):
         routed.call(Flaky(first, last), max_retries=1, budget=10)
+    assert [s.in_flight for s in routed.snapshot()] == [0, 0]  # failed calls are not in flight
+
+
+def test_no_backoff_after_waiting_for_a_cooldown() -> None:
+    clock = FakeClock()
+    routed = pool(1, clock=clock)
+    (only,) = routed.deployments
+    attempts = routed.attempts(max_retries=3, budget=None)
+    assert attempts.next(routed.snapshot()) == Step(only, 0.0)
+    attempts.failed(only, routed.record_failure(only, Failure.from_response(500)))
+    routed.record_failure(only, rate_limited(**{"retry-after": "1"}))  # another call's 429
+    step = attempts.next(routed.snapshot())
+    assert step.deployment is None and step.wait >= 1
+    clock.advance(step.wait)
+    assert attempts.next(routed.snapshot()) == Step(only, 0.0)  # the wait was the backoff
 
 
 def test_call_raises_no_deployment_available_chained_to_the_last_error() -> None:

@@ -25,8 +25,9 @@ settings leaves nothing behind for longer than a minute, or its last cooldown).
 * **Never lagging.** Every pick reads the cooldowns of the whole pool in one round trip (one
   ``MGET``): there is no local cache to go stale, so a cooldown set by another replica is seen
   by the very next pick anywhere. The time left is read from the value's end; should this
-  host's clock be behind the writer's so that the end seems past while the key exists, the
-  keys' ``PTTL`` are read instead: a deployment is never tried before its key expires.
+  host's clock run ahead of the writer's, so that the end seems past while the key still
+  exists, the keys' ``PTTL`` are read instead: a deployment is never tried before its key
+  expires.
 * **What stays local.** Calls in flight (``least-busy``) and latency (``latency``) are each
   process's own: shared counters of calls in flight would be left too high by every process
   that dies mid-call, and cost two more round trips per call; each replica balancing its own
@@ -278,8 +279,8 @@ class RedisStateStore(StateStore):
         """See :meth:`StateStore.cooldowns`: Redis's and this process's, the longer of each.
 
         One ``MGET``; a second round trip (each key's ``PTTL``) only if a cooldown's end,
-        read from its value, is already past while the key still exists (the writer's clock
-        is ahead of this one's): the key's expiry on the server is what counts.
+        read from its value, is already past while the key still exists (this host's clock
+        runs ahead of the writer's): the key's expiry on the server is what counts.
         """
         keys = self._keys(pool, ids)
         shared, skewed = _from_values(

@@ -74,7 +74,7 @@ def weighted_choice(candidates: Sequence[Candidate], rng: random.Random) -> Cand
     point = rng.random() * total
     for candidate, weight in zip(candidates, weights, strict=True):
         point -= weight
-        if point < 0 and weight > 0:
+        if point < 0:  # never at a zero weight: point was >= 0 before it
             return candidate
     return next(c for c in reversed(candidates) if c.deployment.weight > 0)  # rounding
 
