@@ -290,6 +290,7 @@ def test_what_is_not_a_duration(text: str) -> None:
     [
         ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5, "retry-after-ms"),
         ({"retry-after": "7"}, 7.0, "retry-after"),
+        ({"x-ms-retry-after-ms": "800", "retry-after": "1"}, 0.8, "x-ms-retry-after-ms"),
         ({"retry-after": "2.5"}, 2.5, "retry-after"),
         ({"retry-after-ms": "0", "retry-after": "3"}, 3.0, "retry-after"),
         ({"x-ratelimit-reset-requests": "1s"}, 1.0, "x-ratelimit-reset-requests"),

@@ -5,8 +5,9 @@ The rules (written once, here; :func:`classify` applies them):
 ==========================================  =========================================  ========
 failure                                     effect on the deployment                   retried
 ==========================================  =========================================  ========
-429                                         out for what ``retry-after-ms``,            yes
-                                            ``retry-after`` (seconds or an HTTP date)
+429                                         out for what ``retry-after-ms`` (or         yes
+                                            ``x-ms-retry-after-ms``), ``retry-after``
+                                            (seconds or an HTTP date)
                                             or ``x-ratelimit-reset-requests`` /
                                             ``-tokens`` (``1s``, ``6m0s``, ``250ms``)
                                             say, else ``cooldown_time``
@@ -61,6 +62,7 @@ __all__ = [
 #: The response headers :class:`Failure` keeps (lower case); every other header is dropped.
 RATE_LIMIT_HEADERS = (
     "retry-after-ms",
+    "x-ms-retry-after-ms",
     "retry-after",
     "x-ratelimit-reset-requests",
     "x-ratelimit-reset-tokens",
@@ -277,14 +279,16 @@ def server_cooldown(
 ) -> tuple[float, str] | None:
     """How long the server asked to stay away, and which header said so; None if none did.
 
-    In order: ``retry-after-ms``; ``retry-after`` (seconds, or an HTTP date: ``now`` is the
+    In order: ``retry-after-ms`` (Azure OpenAI's; Azure's older services send
+    ``x-ms-retry-after-ms``); ``retry-after`` (seconds, or an HTTP date: ``now`` is the
     wall clock, default ``time.time()``); then the ``x-ratelimit-reset-requests`` /
     ``-tokens`` of the limit that is exhausted (its ``x-ratelimit-remaining-*`` is 0), or the
     longer of the two when neither says. Values that are not positive are ignored.
     """
-    milliseconds = _seconds(headers.get("retry-after-ms"))
-    if milliseconds:
-        return milliseconds / 1000, "retry-after-ms"
+    for header in ("retry-after-ms", "x-ms-retry-after-ms"):
+        milliseconds = _seconds(headers.get(header))
+        if milliseconds:
+            return milliseconds / 1000, header
     retry_after = headers.get("retry-after")
     if retry_after is not None:
         seconds = _seconds(retry_after)
