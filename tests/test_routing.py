@@ -626,7 +626,11 @@ def test_a_spent_budget_raises_before_another_attempt() -> None:
     clock = FakeClock()
     routed = pool(1, 1, clock=clock)
     attempts = routed.attempts(max_retries=5, budget=2)
-    clock.advance(2)
+    clock.advance(1.5)
+    assert attempts.time_left() == 0.5
+    assert routed.attempts(max_retries=0, budget=None).time_left() is None
+    clock.advance(0.5)
+    assert attempts.time_left() == 0
     with pytest.raises(NoDeploymentAvailableError, match="time budget is spent"):
         attempts.next(routed.snapshot())
 

@@ -108,8 +108,14 @@ class Attempts:
         #: Why the last attempt failed (for messages), or "".
         self.last_reason = ""
 
+    def time_left(self) -> float | None:
+        """Seconds left of the call's budget (None: no budget), to cap an attempt's timeout."""
+        return None if self._deadline is None else max(0.0, self._deadline - self._clock())
+
     def next(self, states: Sequence[DeploymentState]) -> Step:
         """The next step, given the pool's current state (every deployment, in pool order).
+
+        Call it for the first attempt and again only while :meth:`failed` returns True.
 
         Raises:
             NoDeploymentAvailableError: nothing can be tried within the time budget.
