@@ -15,7 +15,14 @@ from pathlib import Path
 
 from benchmarks._util import REPO, Figure
 
-SCRIPTS = ["cold_start", "many_models", "request_overhead", "token_counting", "resolution"]
+SCRIPTS = [
+    "cold_start",
+    "many_models",
+    "request_overhead",
+    "token_counting",
+    "resolution",
+    "routing",
+]
 
 
 def _format(figure: Figure) -> str:

@@ -13,24 +13,33 @@ Hierarchy::
     ├── UnknownModelError        (also KeyError) no model or alias of that name
     ├── PluginError              a plugin failed to load or registered something invalid
     └── BackendError             a backend cannot do what was asked (e.g. a missing client side,
-                                 or a plugin's backend returned something run() may not return)
+        │                        or a plugin's backend returned something run() may not return)
+        └── NoDeploymentAvailableError  every deployment of a pool is cooling down (or the
+                                        call's time budget ends first); lists each one's state
 
     RegistryWarning (UserWarning)   settings that work but probably do not do what was meant
     └── PluginWarning               MODELREG_PLUGINS or MODELREG_DISABLE_PLUGINS names no plugin
 
 Errors from the openai SDK during a request are *not* wrapped: users catch
 ``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
+A pool raises :class:`NoDeploymentAvailableError` only when it has nothing left to try; it is
+chained (``__cause__``) to the SDK error of the last attempt, if there was one.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry.routing.state import DeploymentState
 
 __all__ = [
     "BackendError",
     "ConfigError",
     "MissingCredentialsError",
+    "NoDeploymentAvailableError",
     "PluginError",
     "PluginWarning",
     "RegistryError",
@@ -91,6 +100,24 @@ class PluginError(RegistryError):
 
 class BackendError(RegistryError):
     """A backend cannot perform the requested operation with its configuration."""
+
+
+class NoDeploymentAvailableError(BackendError):
+    """No deployment of a pool can take the call now, nor within the call's time budget.
+
+    Attributes:
+        pool: the pool (model) name.
+        deployments: the state of every deployment when the pool gave up, in pool order: each
+            one's label (endpoint host and deployment name, never a credential), cooldown and
+            its reason, calls in flight.
+    """
+
+    def __init__(
+        self, message: str, *, pool: str, deployments: Sequence[DeploymentState] = ()
+    ) -> None:
+        super().__init__(message)
+        self.pool = pool
+        self.deployments = tuple(deployments)
 
 
 class RegistryWarning(UserWarning):

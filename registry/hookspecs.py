@@ -38,6 +38,7 @@ import pluggy
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
     from backends.token_counting import BaseTokenCounter
+    from registry.routing.strategies import RoutingStrategyFactory
     from registry.secret_stores import SettingsSource
     from registry.spec import ModelSpec
 
@@ -48,6 +49,7 @@ __all__ = [
     "RegisterBackend",
     "RegisterCapabilities",
     "RegisterClientProvider",
+    "RegisterRoutingStrategy",
     "RegisterSettingsSource",
     "RegisterTokenCounter",
     "SyncClientProvider",
@@ -57,6 +59,7 @@ __all__ = [
     "modelreg_register_backends",
     "modelreg_register_capabilities",
     "modelreg_register_client_providers",
+    "modelreg_register_routing_strategies",
     "modelreg_register_settings_sources",
     "modelreg_register_token_counters",
 ]
@@ -97,6 +100,8 @@ RegisterClientProvider: TypeAlias = "Callable[[str, ClientProvider], None]"
 RegisterSettingsSource: TypeAlias = "Callable[[str, SettingsSource], None]"
 #: The ``register`` argument of :func:`modelreg_register_capabilities`.
 RegisterCapabilities: TypeAlias = "Callable[[str, Mapping[str, Any]], None]"
+#: The ``register`` argument of :func:`modelreg_register_routing_strategies`.
+RegisterRoutingStrategy: TypeAlias = "Callable[[str, RoutingStrategyFactory], None]"
 
 
 @hookspec
@@ -166,4 +171,20 @@ def modelreg_register_capabilities(register: RegisterCapabilities) -> None:
     ``backends.builtin``) < plugins < per-model settings. A plugin entry for a built-in name is
     an override of the fields it gives; two plugins registering the same name clash and
     neither applies. Invalid data is the plugin's error, reported without its values.
+    """
+
+
+@hookspec
+def modelreg_register_routing_strategies(register: RegisterRoutingStrategy) -> None:
+    """Register pool routing strategies: ``register("round-robin", RoundRobin)``.
+
+    The object is a factory (a class is one) called with no arguments once per pool; what it
+    returns has ``choose(candidates, rng)``, which gets the deployments that may take the next
+    attempt (:class:`registry.routing.strategies.Candidate`: the deployment, its position,
+    this process's calls in flight and latency average; never empty, never a cooling one) and
+    the pool's ``random.Random``, and returns one of them. It may be called from several
+    threads at once, and must not block: it runs before every attempt. A pool selects it with
+    ``routing = "name"``. The built-in ``weighted``, ``ordered``, ``least-busy`` and
+    ``latency`` are registered through this hook by ``registry.routing.builtin``; their names
+    are refused, and a name two plugins register is unavailable to both.
     """

@@ -45,7 +45,11 @@ __all__ = [
     "reset_plugin_host",
 ]
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("backends.builtin", "registry.secret_stores")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "backends.builtin",
+    "registry.secret_stores",
+    "registry.routing.builtin",
+)
 ENTRY_POINT_GROUP = "modelreg"
 _HOOK_NAMES = tuple(kind.hook for kind in KINDS)
 

@@ -79,6 +79,15 @@ def _check_capabilities(obj: Any) -> str | None:
     return f"capabilities must be a mapping of fields, not {type(obj).__name__}"
 
 
+def _check_routing_strategy(obj: Any) -> str | None:
+    if callable(obj):
+        return None  # what it builds is checked when a pool builds it
+    return (
+        f"{obj!r} is not callable: register a class (or a factory with no arguments) whose "
+        "instances have choose(candidates, rng)"
+    )
+
+
 def _check_settings_source(obj: Any) -> str | None:
     from registry.secret_stores import SettingsSource
 
@@ -109,6 +118,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("client_providers", "client provider", _check_client_provider),
     Kind("settings_sources", "settings source", _check_settings_source),
     Kind("capabilities", "capabilities", _check_capabilities, layered=True),
+    Kind("routing_strategies", "routing strategy", _check_routing_strategy),
 )
 _BY_KEY = {kind.key: kind for kind in KINDS}
 

@@ -87,6 +87,7 @@ def test_plugins_option_in_dotenv_is_honoured(
     assert {p.name for p in plugins if not p.disabled_by} == {
         "backends.builtin",
         "registry.secret_stores",
+        "registry.routing.builtin",
     }
     # installed plugins are listed as disabled, with where the option was set
     assert all(p.disabled_by == ".env (MODELREG_PLUGINS)" for p in plugins if not p.builtin)

@@ -206,6 +206,12 @@ class Claimant:
     def modelreg_register_capabilities(self, register: Callable[[str, Any], None]) -> None:
         register(self.name, {"context_window": 1000})
 
+    @hookimpl
+    def modelreg_register_routing_strategies(self, register: Callable[[str, Any], None]) -> None:
+        from registry.routing.strategies import OrderedStrategy
+
+        register(self.name, type("Strategy", (OrderedStrategy,), {}))
+
     def sync_client(self, spec: Any) -> Any:
         return None
 
@@ -485,11 +491,13 @@ def test_hookspecs_name_the_real_types() -> None:
     from backends.base import BaseModelBackend
     from backends.token_counting import BaseTokenCounter
     from registry import hookspecs
+    from registry.routing.strategies import RoutingStrategy, RoutingStrategyFactory
     from registry.secret_stores import SettingsSource
     from registry.spec import ModelSpec
 
     names = {"BaseModelBackend": BaseModelBackend, "BaseTokenCounter": BaseTokenCounter}
     names |= {"ModelSpec": ModelSpec, "SettingsSource": SettingsSource}
+    names |= {"RoutingStrategyFactory": RoutingStrategyFactory}
     hints = {
         kind.hook: typing.get_type_hints(getattr(hookspecs, kind.hook), localns=names)["register"]
         for kind in KINDS
@@ -505,6 +513,10 @@ def test_hookspecs_name_the_real_types() -> None:
         hookspecs.AsyncClientProvider,
     }
     assert hints["modelreg_register_settings_sources"] == Callable[[str, SettingsSource], None]
+    assert (
+        hints["modelreg_register_routing_strategies"]
+        == Callable[[str, Callable[[], RoutingStrategy]], None]
+    )
     spec_type = typing.get_type_hints(hookspecs.SyncClientProvider.sync_client, localns=names)
     assert spec_type["spec"] is ModelSpec
 

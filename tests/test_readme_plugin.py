@@ -121,6 +121,7 @@ def test_readme_plugin_installed(
         "client_providers": ["acme-rl"],
         "settings_sources": ["acme-vault"],
         "capabilities": [],
+        "routing_strategies": [],
     }
 
 
