@@ -1,0 +1,257 @@
+"""The HTTP clients modelreg gives the openai SDK: ``timeout`` bounds an attempt, not one read.
+
+httpx2 applies a timeout to each network operation, so a server that trickles its body (a byte
+every second) keeps a request busy indefinitely. :class:`TimedHttpClient` and
+:class:`AsyncTimedHttpClient` (the SDK's default clients, same limits and redirects) give each
+attempt the request's read timeout (the SDK sets it from the model's ``timeout``) as a budget:
+
+* a non-streamed attempt — connect, send, headers and the whole body — ends within ``timeout``
+  of its start, or raises ``httpx2.ReadTimeout``, which the SDK retries like any timeout;
+* a streamed attempt gets its headers within ``timeout``; then each server-sent event must arrive
+  within ``timeout`` of the moment the reader asked for it, however long the whole stream runs.
+
+Async attempts are bounded by a cancel scope. Sync reads cannot be cancelled, so a
+:class:`~backends.socket_alarms.Alarm` shuts the response's socket down at the deadline; before
+the headers arrive, the socket is not reachable and each connect, send and read is bounded by
+``timeout`` on its own.
+
+They also turn a 429 that carries only ``x-ratelimit-reset-requests`` / ``-tokens`` (Azure
+sometimes omits Retry-After) into one with ``retry-after-ms``, so the SDK waits what the server
+said, under the same 120-second rule as Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import httpx2
+from openai import DefaultAsyncHttpxClient, DefaultHttpxClient
+
+from backends.socket_alarms import Alarm
+
+__all__ = ["AsyncTimedHttpClient", "TimedHttpClient", "rate_limit_wait"]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration(value: str) -> float | None:
+    """Seconds in ``"20"`` (Azure), ``"1.5s"``, ``"250ms"`` or ``"6m0s"`` (OpenAI); else None."""
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        return None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def rate_limit_wait(headers: httpx2.Headers) -> float | None:
+    """The wait a 429's ``x-ratelimit-reset-*`` headers ask for, in seconds, or None.
+
+    A limit whose ``x-ratelimit-remaining-*`` is still positive is not the one that was hit.
+    """
+    waits = []
+    for kind in ("requests", "tokens"):
+        reset = headers.get(f"x-ratelimit-reset-{kind}")
+        remaining = _duration(headers.get(f"x-ratelimit-remaining-{kind}") or "")
+        if reset is None or (remaining is not None and remaining > 0):
+            continue
+        wait = _duration(reset)
+        if wait is not None and wait > 0:
+            waits.append(wait)
+    return max(waits) if waits else None
+
+
+def _add_retry_after(response: httpx2.Response) -> None:
+    headers = response.headers
+    if response.status_code != 429 or "retry-after-ms" in headers or "retry-after" in headers:
+        return
+    wait = rate_limit_wait(headers)
+    if wait is not None:
+        headers["retry-after-ms"] = str(round(wait * 1000))
+
+
+def _budget(client: httpx2.Client | httpx2.AsyncClient, request: httpx2.Request) -> float | None:
+    timeouts = request.extensions.get("timeout") or client.timeout.as_dict()
+    budget = timeouts.get("read")
+    return float(budget) if budget is not None else None
+
+
+def _socket_of(response: httpx2.Response) -> Any:
+    stream = response.extensions.get("network_stream")
+    if stream is None or response.http_version != "HTTP/1.1":
+        return None  # HTTP/2 multiplexes streams on one socket: never shut it
+    return stream.get_extra_info("socket")
+
+
+def _timed_out(request: httpx2.Request, budget: float) -> httpx2.ReadTimeout:
+    return httpx2.ReadTimeout(
+        f"no complete response within the timeout ({budget:g} s)", request=request
+    )
+
+
+class _EventBoundary:
+    """Notices the blank line that ends a server-sent event, even split across two reads."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def ends_event(self, data: bytes) -> bool:
+        window, self._tail = self._tail + data[:3], data[-3:]
+        return any(mark in data or mark in window for mark in (b"\n\n", b"\r\n\r\n", b"\r\r"))
+
+
+class _TimedSyncStream(httpx2.SyncByteStream):
+    """A response body read under an alarm: a whole-body deadline, or one per event."""
+
+    def __init__(
+        self,
+        inner: httpx2.SyncByteStream,
+        request: httpx2.Request,
+        sock: Any,
+        budget: float,
+        deadline: float | None,
+    ) -> None:
+        self._inner, self._request, self._budget, self._deadline = inner, request, budget, deadline
+        self._alarm = Alarm(sock)
+        self._events = _EventBoundary() if deadline is None else None
+
+    @property
+    def elapsed(self) -> Any:
+        return getattr(self._inner, "elapsed", None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        alarm, chunks = self._alarm, iter(self._inner)
+        waiting = False
+        try:
+            while True:
+                if not waiting:
+                    alarm.arm(self._deadline or time.monotonic() + self._budget)
+                    waiting = True
+                try:
+                    data = next(chunks)
+                except StopIteration:
+                    return
+                except httpx2.TransportError as exc:
+                    if alarm.expired():
+                        raise _timed_out(self._request, self._budget) from exc
+                    raise
+                if alarm.expired():
+                    raise _timed_out(self._request, self._budget)
+                if self._events is not None and self._events.ends_event(data):
+                    alarm.disarm()
+                    waiting = False
+                yield data
+        finally:
+            alarm.disarm()
+
+    def close(self) -> None:
+        self._alarm.disarm()
+        self._inner.close()
+
+
+class _TimedAsyncEvents(httpx2.AsyncByteStream):
+    """A streamed body whose every event must arrive within the budget."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, request: httpx2.Request, budget: float):
+        self._inner, self._request, self._budget = inner, request, budget
+
+    @property
+    def elapsed(self) -> Any:
+        return getattr(self._inner, "elapsed", None)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks, events = self._inner.__aiter__(), _EventBoundary()
+        deadline: float | None = None
+        while True:
+            if deadline is None:
+                deadline = anyio.current_time() + self._budget
+            data = None
+            with anyio.CancelScope(deadline=deadline):
+                try:
+                    data = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+            if data is None:
+                raise _timed_out(self._request, self._budget)
+            if events.ends_event(data):
+                deadline = None
+            yield data
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class TimedHttpClient(DefaultHttpxClient):
+    """The SDK's default sync client, with ``timeout`` bounding each attempt."""
+
+    def __del__(self) -> None:
+        # Like the client the SDK builds for itself: a dropped client releases its sockets.
+        if not self.is_closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any) -> Any:
+        """Send ``request``; the body is read within the budget (or per event if streamed)."""
+        budget = _budget(self, request)
+        if budget is None:
+            response = super().send(request, stream=stream, **kwargs)
+            _add_retry_after(response)
+            return response
+        started = time.monotonic()
+        response = super().send(request, stream=True, **kwargs)
+        _add_retry_after(response)
+        assert isinstance(response.stream, httpx2.SyncByteStream)
+        response.stream = _TimedSyncStream(
+            response.stream,
+            request,
+            _socket_of(response),
+            budget,
+            None if stream else started + budget,
+        )
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+
+class AsyncTimedHttpClient(DefaultAsyncHttpxClient):
+    """The SDK's default async client, with ``timeout`` bounding each attempt."""
+
+    def __del__(self) -> None:
+        # Like the SDK's own: close on the running loop (its loop's shutdown closes it too).
+        if not self.is_closed:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().create_task(self.aclose())
+
+    async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any) -> Any:
+        """Send ``request`` under a cancel scope; streamed bodies get a deadline per event."""
+        budget = _budget(self, request)
+        if budget is None:
+            response = await super().send(request, stream=stream, **kwargs)
+            _add_retry_after(response)
+            return response
+        timed: httpx2.Response | None = None
+        with anyio.CancelScope(deadline=anyio.current_time() + budget):
+            timed = await super().send(request, stream=stream, **kwargs)
+        if timed is None:
+            raise _timed_out(request, budget)
+        _add_retry_after(timed)
+        if stream:
+            assert isinstance(timed.stream, httpx2.AsyncByteStream)
+            timed.stream = _TimedAsyncEvents(timed.stream, request, budget)
+        return timed
