@@ -9,7 +9,10 @@ Differences from CAMEL, on purpose:
   argument and both variables, instead of a request to ``None/openai/...``;
 * SDK clients are built on first use, so constructing a model neither imports :mod:`openai` nor
   allocates a connection pool;
-* secrets are held as :class:`~pydantic.SecretStr` and never appear in a repr or message.
+* secrets are held as :class:`~pydantic.SecretStr` and never appear in a repr or message;
+* a 401 with a token provider is retried once with a token fetched past the provider's cache;
+  azure-identity failing to sign in is a :class:`~registry.errors.MissingCredentialsError`;
+  401, 403 and 404 errors say which setting to check and where it came from.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from backends.base import BackendSettings, BuildContext
 from backends.chat_requests import ChatCompletionsBackend
-from registry.errors import ConfigError, MissingCredentialsError
+from registry.errors import ConfigError, MissingCredentialsError, RegistryError
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -67,6 +70,7 @@ class AzureSettings(BackendSettings):
     api_key: SecretStr | None = None
     azure_ad_token: SecretStr | None = None
     azure_ad_token_provider: str | None = None
+    require_finish_reason: bool = True
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("endpoint")
@@ -76,11 +80,21 @@ class AzureSettings(BackendSettings):
 
 
 def _from_env(*names: str) -> str | None:
+    return _env_entry(*names)[1]
+
+
+def _env_entry(*names: str) -> tuple[str | None, str | None]:
+    """The first of ``names`` that is set, and its value."""
     for name in names:
         value = os.environ.get(name)
         if value:
-            return value
-    return None
+            return name, value
+    return None, None
+
+
+def _is_sign_in_failure(exc: BaseException) -> bool:
+    """azure-identity's ClientAuthenticationError (or CredentialUnavailableError, a subclass)."""
+    return any(cls.__name__ == "ClientAuthenticationError" for cls in type(exc).__mro__)
 
 
 def _secret(value: str | SecretStr | None) -> SecretStr | None:
@@ -115,7 +129,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         timeout: seconds per request; else ``MODEL_TIMEOUT``, else 180.
         token_counter: the token counter; default an ``OpenAITokenCounter``, built lazily.
         api_version: required; else ``AZURE_API_VERSION``, then ``OPENAI_API_VERSION``.
-        azure_ad_token_provider: called on every request (sync or async callable).
+        azure_ad_token_provider: called on every request (sync or async callable); one with an
+            ``invalidate()`` method (like the built-in ``"azure-identity"`` one) is told to drop
+            its cached token after a 401, before the one retry.
         azure_ad_token: Entra ID token; else ``AZURE_AD_TOKEN``, then ``AZURE_OPENAI_AD_TOKEN``.
         max_retries: retries the SDK makes on retryable errors.
         client: a custom sync client (e.g. an RL framework's), used as-is.
@@ -125,10 +141,21 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             client (e.g. an ``azure.identity.aio`` credential's provider).
         name: the registry name of the model (for messages).
         base_model: the base model (picks the tokenizer), e.g. ``gpt-4o`` for any deployment.
+        require_finish_reason: a stream that ends before every choice has a finish_reason
+            raises :class:`~registry.errors.IncompleteStreamError`; False accepts it (for
+            servers that never send one).
         **kwargs: passed to the SDK client's constructor; ignored for an injected client.
     """
 
     settings_model = AzureSettings
+    # Class-level defaults keep repr() working on an instance whose __init__ raised.
+    url: str | None = None
+    api_version: str | None = None
+    azure_ad_token_provider: Callable[[], Any] | None = None
+    async_azure_ad_token_provider: Callable[[], Any] | None = None
+    _azure_ad_token: SecretStr | None = None
+    _api_key: SecretStr | None = None
+    _credential_origin = "the constructor"
     env_fallbacks = AZURE_ENV_FALLBACKS
     exclusive_fallbacks = (AUTH_FIELDS,)
 
@@ -151,6 +178,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         name: str | None = None,
         base_model: str | None = None,
         async_azure_ad_token_provider: Callable[[], Any] | None = None,
+        require_finish_reason: bool = True,
         **kwargs: Any,
     ) -> None:
         if azure_deployment_name is not None:
@@ -178,6 +206,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             name=name,
             base_model=base_model,
             client_kwargs=kwargs,
+            require_finish_reason=require_finish_reason,
         )
         self._choose_auth(_secret(api_key), _secret(azure_ad_token), azure_ad_token_provider)
         self.async_azure_ad_token_provider = async_azure_ad_token_provider
@@ -202,9 +231,13 @@ class AzureOpenAIModel(ChatCompletionsBackend):
     ) -> None:
         """Pick exactly one credential: provider > AD token > key (env only if none given)."""
         if provider is None and azure_ad_token is None and api_key is None:
-            azure_ad_token = _secret(_from_env(*AZURE_ENV_FALLBACKS["azure_ad_token"]))
+            variable, value = _env_entry(*AZURE_ENV_FALLBACKS["azure_ad_token"])
+            azure_ad_token = _secret(value)
             if azure_ad_token is None:
-                api_key = _secret(_from_env(*AZURE_ENV_FALLBACKS["api_key"]))
+                variable, value = _env_entry(*AZURE_ENV_FALLBACKS["api_key"])
+                api_key = _secret(value)
+            if variable is not None:
+                self._credential_origin = f"variable {variable}"
         self.azure_ad_token_provider = provider
         self._azure_ad_token = azure_ad_token if provider is None else None
         self._api_key = api_key if provider is None and azure_ad_token is None else None
@@ -238,9 +271,84 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             )
         return None
 
-    @property
-    def _renews_credentials(self) -> bool:
-        return self.azure_ad_token_provider is not None
+    # -- errors users can act on -----------------------------------------------------------
+
+    def _context(self) -> str:
+        return f"model {self.name!r}, deployment {self.model_type!r}"
+
+    def _secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in (self._api_key, self._azure_ad_token) if s]
+
+    def _provider(self, *, is_async: bool) -> Callable[[], Any] | None:
+        """The token provider the sync or async client calls."""
+        if is_async and self.async_azure_ad_token_provider is not None:
+            return self.async_azure_ad_token_provider
+        return self.azure_ad_token_provider
+
+    def _renew_credentials(self, *, is_async: bool) -> bool:
+        provider = self._provider(is_async=is_async) if self.azure_ad_token_provider else None
+        if provider is None:
+            return False
+        invalidate = getattr(provider, "invalidate", None)
+        if callable(invalidate):
+            invalidate()  # the next call gets a new token instead of the rejected, cached one
+        return True
+
+    def _origin(self, field: str) -> str:
+        return self.sources.get(field) or self._credential_origin
+
+    def _hint(self, exc: BaseException) -> str:
+        kind, url = type(exc).__name__, self.url or "the endpoint"
+        if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
+            origin = self.sources.get("deployment", "the constructor")
+            return (
+                f"Check `deployment` (from {origin}): no deployment of that name exists on {url}."
+            )
+        if kind == "NotFoundError":
+            return (
+                f"Check `api_version` (from {self._origin('api_version')}): "
+                f"{self.api_version!r} may not be supported by {url}; and that `endpoint` "
+                "is the resource's own URL, without a path."
+            )
+        if kind == "AuthenticationError":
+            return self._auth_hint(url)
+        if kind == "PermissionDeniedError":
+            return (
+                f"The credential ({self.auth_mode}, from {self._origin(self.auth_mode)}) is "
+                f"valid but not allowed on {url}: with Entra ID, give the identity the "
+                "'Cognitive Services OpenAI User' role; check the resource's network rules."
+            )
+        return super()._hint(exc)
+
+    def _auth_hint(self, url: str) -> str:
+        mode = self.auth_mode
+        origin = self._origin(mode)
+        if mode == "azure_ad_token_provider":
+            return (
+                f"Check the credential: {url} rejected the token from azure_ad_token_provider "
+                f"(from {origin}), also a fresh one; is it for this tenant, with the "
+                "'Cognitive Services OpenAI User' role on the resource?"
+            )
+        if mode == "azure_ad_token":
+            return (
+                f"Check the credential: {url} rejected azure_ad_token (from {origin}); Entra ID "
+                "tokens expire after about an hour: use azure_ad_token_provider to renew them."
+            )
+        return (
+            f"Check the credential: {url} rejected api_key (from {origin}); is it this "
+            "resource's key?"
+        )
+
+    def _credential_problem(self, exc: BaseException) -> RegistryError | None:
+        if not _is_sign_in_failure(exc):
+            return None
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return MissingCredentialsError(
+            f"model {self.name!r}: azure_ad_token_provider could not get an Entra ID token "
+            f"({first_line}). Sign in with `az login` (or `azd auth login`), set "
+            "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal, "
+            "or run where a managed identity is available; or configure api_key instead."
+        )
 
     @property
     def pool_key(self) -> str:
@@ -252,9 +360,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         problem = self._missing_settings()
         if problem:
             raise self._missing_side(side, problem)
-        provider = self.azure_ad_token_provider
-        if is_async and provider is not None and self.async_azure_ad_token_provider is not None:
-            provider = self.async_azure_ad_token_provider
+        provider = self._provider(is_async=is_async) if self.azure_ad_token_provider else None
         if provider is not None and not is_async and inspect.iscoroutinefunction(provider):
             raise self._missing_side(
                 side, "azure_ad_token_provider is async; the sync client needs a sync provider"
@@ -326,6 +432,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             name=spec.name,
             base_model=spec.common.model,
             async_azure_ad_token_provider=async_provider,
+            require_finish_reason=options.require_finish_reason,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)
@@ -334,6 +441,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
 
     def __repr__(self) -> str:
         return (
-            f"AzureOpenAIModel(name={self.name!r}, deployment={self.model_type!r}, "
-            f"url={self.url!r}, api_version={self.api_version!r}, auth={self.auth_mode!r})"
+            f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
+            f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
+            f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
         )

@@ -12,10 +12,13 @@ Hierarchy::
     │   └── TokenizerUnavailableError   an encoding could not be loaded (air-gapped machine)
     ├── UnknownModelError        (also KeyError) no model or alias of that name
     ├── PluginError              a plugin failed to load or registered something invalid
-    └── BackendError             a backend cannot do what was asked (e.g. a missing client side)
+    └── BackendError             a backend cannot do what was asked (e.g. a missing client side),
+        │                        or the server's answer is not a chat completion
+        └── IncompleteStreamError   a stream ended before every choice had a finish_reason
 
 Errors from the openai SDK during a request are *not* wrapped: users catch
-``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
+``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message,
+and what to check where it can tell.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Iterable
 __all__ = [
     "BackendError",
     "ConfigError",
+    "IncompleteStreamError",
     "MissingCredentialsError",
     "PluginError",
     "RegistryError",
@@ -85,3 +89,7 @@ class PluginError(RegistryError):
 
 class BackendError(RegistryError):
     """A backend cannot perform the requested operation with its configuration."""
+
+
+class IncompleteStreamError(BackendError):
+    """A streamed reply ended before every choice had a finish_reason (e.g. a proxy cut it)."""
