@@ -380,3 +380,15 @@ def test_unknown_named_provider(write_settings: Callable[[str], Path]) -> None:
     )
     with pytest.raises(ConfigError, match="Did you mean 'azure-identity'"):
         ModelRegistry.from_settings().create("chat")
+
+
+def test_model_dropped_without_close_leaves_no_socket_open(server: AzureServer) -> None:
+    from backends.azure import AzureOpenAIModel
+
+    model = AzureOpenAIModel("dep", api_key="test-key", url=server.base_url, api_version="v")
+    model.run(MESSAGES)
+    del model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "unclosed socket" would be raised here
+        gc.collect()
+    assert server.wait_for_closed_connections() == 0

@@ -72,26 +72,28 @@ def stream_of(*events: str) -> Fault:
 
 
 SCENARIOS = [
+    # Waits above the SDK's longest first backoff (0.5 s): a test that passes with the header
+    # ignored cannot tell whether it was obeyed.
     Scenario(
         "429 retry-after-ms",
-        [status(429, **{"retry-after-ms": "250"})],
+        [status(429, **{"retry-after-ms": "600"})],
         None,
         requests=2,
-        min_gap=0.25,
+        min_gap=0.6,
     ),
     Scenario(
         "429 retry-after seconds",
-        [status(429, **{"retry-after": "0.25"})],
+        [status(429, **{"retry-after": "0.6"})],
         None,
         requests=2,
-        min_gap=0.25,
+        min_gap=0.6,
     ),
     Scenario(
         "429 only x-ratelimit-reset-requests",
         [status(429, **{"x-ratelimit-reset-requests": "600ms"})],
         None,
         requests=2,
-        min_gap=0.6,  # the SDK's own backoff would wait at most 0.5 s
+        min_gap=0.6,
     ),
     Scenario("429 no header (backoff)", [status(429)], None, requests=2, min_gap=0.35),
     Scenario(
