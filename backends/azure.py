@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from backends.base import BackendSettings, BuildContext
 from backends.chat_requests import ChatCompletionsBackend
+from backends.reply_checks import shown_url
 from registry.errors import ConfigError, MissingCredentialsError, RegistryError
 
 if TYPE_CHECKING:
@@ -298,7 +299,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return self.sources.get(field) or self._credential_origin
 
     def _hint(self, exc: BaseException) -> str:
-        kind, url = type(exc).__name__, self.url or "the endpoint"
+        kind, url = type(exc).__name__, shown_url(self.url)
         if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
             origin = self.sources.get("deployment", "the constructor")
             return (
@@ -440,8 +441,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return model
 
     def __repr__(self) -> str:
+        url = shown_url(self.url, "") or None  # without user-info
         return (
             f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
-            f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
+            f"deployment={getattr(self, 'model_type', None)!r}, url={url!r}, "
             f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
         )

@@ -22,7 +22,6 @@ said, under the same 120-second rule as Retry-After.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -231,12 +230,6 @@ class TimedHttpClient(DefaultHttpxClient):
 
 class AsyncTimedHttpClient(DefaultAsyncHttpxClient):
     """The SDK's default async client, with ``timeout`` bounding each attempt."""
-
-    def __del__(self) -> None:
-        # Like the SDK's own: close on the running loop (its loop's shutdown closes it too).
-        if not self.is_closed:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().create_task(self.aclose())
 
     async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any) -> Any:
         """Send ``request`` under a cancel scope; streamed bodies get a deadline per event."""

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from backends.azure import check_endpoint_url
 from backends.base import BackendSettings, BuildContext
 from backends.chat_requests import ChatCompletionsBackend
+from backends.reply_checks import shown_url
 from registry.errors import ConfigError, MissingCredentialsError
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         return [self._api_key.get_secret_value()] if self._api_key else []
 
     def _hint(self, exc: BaseException) -> str:
-        kind, server = type(exc).__name__, self.url or "OpenAI's API"
+        kind, server = type(exc).__name__, shown_url(self.url, "OpenAI's API")
         if kind == "AuthenticationError":
             origin = self.sources.get("api_key", "the constructor or OPENAI_API_KEY")
             return f"Check the credential: {server} rejected api_key (from {origin})."
@@ -208,7 +209,8 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         return model
 
     def __repr__(self) -> str:
+        url = shown_url(self.url, "") or None  # without user-info
         return (
             f"OpenAICompatibleModel(name={getattr(self, 'name', None)!r}, "
-            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r})"
+            f"model={getattr(self, 'model_type', None)!r}, url={url!r})"
         )

@@ -704,3 +704,14 @@ def test_repr_of_a_model_whose_constructor_failed() -> None:
         assert "name=" in repr(instance)
     bare = AzureOpenAIModel.__new__(AzureOpenAIModel)
     assert repr(bare).startswith("AzureOpenAIModel(name=None")
+
+
+def test_url_user_info_stays_out_of_messages_and_repr(server: AzureServer) -> None:
+    url = server.base_url.replace("http://", "http://user:s3cret-pass@")
+    model = AzureOpenAIModel("dep", api_key=KEY, url=url, api_version="2024-10-21", max_retries=0)
+    server.add_faults(status(401, "Access denied"))
+    with pytest.raises(openai.AuthenticationError) as caught:
+        model.run(MESSAGES)
+    assert f"{server.base_url} rejected api_key" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "s3cret" not in repr(model)
+    model.close()
