@@ -19,23 +19,34 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from backends.base import BackendSettings, BuildContext
+from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
-from backends.reply_checks import shown_url
-from registry.errors import ConfigError, MissingCredentialsError, RegistryError
+from backends.token_providers import PROVIDER_NAMES, UNKNOWN_PROVIDER
+from registry.endpoints import check_api_version, check_deployment_name, check_endpoint
+from registry.errors import ConfigError, MissingCredentialsError, RegistryError, did_you_mean
+from registry.masking import redact
+from registry.validation import checked
+from registry.wire import check_client_kwargs, credential_secret
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
-__all__ = ["AZURE_ENV_FALLBACKS", "AzureOpenAIModel", "AzureSettings"]
+__all__ = [
+    "AZURE_ENV_FALLBACKS",
+    "AZURE_RESERVED_KWARGS",
+    "AzureOpenAIModel",
+    "AzureSettings",
+    "checked_client_kwargs",
+]
 
 #: Conventional variables per registry field, CAMEL's name first, then the openai SDK's.
 AZURE_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
@@ -49,48 +60,79 @@ logger = logging.getLogger("modelreg")
 AUTH_FIELDS = ("azure_ad_token_provider", "azure_ad_token", "api_key")
 
 
-def check_endpoint_url(value: str | None, *, field: str = "endpoint") -> str | None:
-    """An endpoint must be an absolute http(s) URL; return it without a trailing slash."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(
-            f"{field} must be an http(s) URL such as https://NAME.openai.azure.com, "
-            f"got {value[:60]!r}"
-        )
-    return value.rstrip("/")
+#: Client arguments modelreg sets itself, and the settings field that sets each.
+AZURE_RESERVED_KWARGS: Mapping[str, str] = {
+    "azure_endpoint": "endpoint",
+    "base_url": "endpoint",
+    "azure_deployment": "deployment",
+    "api_version": "api_version",
+    "api_key": "api_key",
+    "azure_ad_token": "azure_ad_token",
+    "azure_ad_token_provider": "azure_ad_token_provider",
+    "timeout": "timeout",
+    "max_retries": "max_retries",
+}
+
+
+def checked_client_kwargs(
+    kwargs: Mapping[str, Any], client: str, reserved: Mapping[str, str]
+) -> dict[str, Any]:
+    """``client_kwargs`` the SDK client accepts (see :func:`registry.wire.check_client_kwargs`)."""
+    problems = check_client_kwargs(kwargs, client=client, reserved=reserved)
+    if problems:
+        raise ValueError("; ".join(f"{path}: {message}" for path, message in problems))
+    return redact(dict(kwargs))
 
 
 class AzureSettings(BackendSettings):
     """The fields a ``backend = "azure"`` model table may set, besides the common ones."""
 
     deployment: str
+    allow_http: bool = False
     endpoint: str | None = None
     api_version: str | None = None
-    api_key: SecretStr | None = None
-    azure_ad_token: SecretStr | None = None
+    api_key: Credential = None
+    azure_ad_token: Credential = None
     azure_ad_token_provider: str | None = None
     require_finish_reason: bool = True
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        return check_deployment_name(value)
+
     @field_validator("endpoint")
     @classmethod
-    def _endpoint_is_url(cls, value: str | None) -> str | None:
-        return check_endpoint_url(value)
+    def _endpoint_is_resource_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allow_http = bool(info.data.get("allow_http"))
+        return None if value is None else check_endpoint(value, allow_http=allow_http)
+
+    @field_validator("azure_ad_token_provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROVIDER_NAMES:
+            raise ValueError(UNKNOWN_PROVIDER + did_you_mean(value, PROVIDER_NAMES))
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str | None) -> str | None:
+        return None if value is None else check_api_version(value)
+
+    @field_validator("client_kwargs")
+    @classmethod
+    def _accepted_by_sdk(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_client_kwargs(value, "openai.AzureOpenAI", AZURE_RESERVED_KWARGS)
 
 
-def _from_env(*names: str) -> str | None:
-    return _env_entry(*names)[1]
-
-
-def _env_entry(*names: str) -> tuple[str | None, str | None]:
-    """The first of ``names`` that is set, and its value."""
+def _from_env(*names: str) -> tuple[str, str] | None:
+    """The first of ``names`` set in the environment: ``(value, variable)``."""
     for name in names:
         value = os.environ.get(name)
         if value:
-            return name, value
-    return None, None
+            return value, name
+    return None
 
 
 def _is_sign_in_failure(exc: BaseException) -> bool:
@@ -98,25 +140,21 @@ def _is_sign_in_failure(exc: BaseException) -> bool:
     return any(cls.__name__ == "ClientAuthenticationError" for cls in type(exc).__mro__)
 
 
-def _secret(value: str | SecretStr | None) -> SecretStr | None:
-    if value is None or isinstance(value, SecretStr):
-        return value
-    return SecretStr(value)
+def _seconds(raw: str) -> float:
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError("must be a positive number of seconds (the value is not shown)")
+    return timeout
 
 
 def _timeout_from_env() -> float:
     raw = os.environ.get("MODEL_TIMEOUT")
     if not raw:
         return 180.0
-    try:
-        timeout = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"MODEL_TIMEOUT must be a number of seconds, got {raw[:20]!r}. Fix or unset it."
-        ) from None
-    if timeout <= 0:
-        raise ConfigError("MODEL_TIMEOUT must be positive. Fix or unset it.")
-    return timeout
+    return checked(_seconds, raw, "env MODEL_TIMEOUT")
 
 
 class AzureOpenAIModel(ChatCompletionsBackend):
@@ -142,10 +180,12 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             client (e.g. an ``azure.identity.aio`` credential's provider).
         name: the registry name of the model (for messages).
         base_model: the base model (picks the tokenizer), e.g. ``gpt-4o`` for any deployment.
+        allow_http: accept an ``http://`` endpoint that is not a loopback host.
         require_finish_reason: a stream that ends before every choice has a finish_reason
             raises :class:`~registry.errors.IncompleteStreamError`; False accepts it (for
             servers that never send one).
-        **kwargs: passed to the SDK client's constructor; ignored for an injected client.
+        **kwargs: passed to the SDK client's constructor (checked against its signature);
+            ignored for an injected client.
     """
 
     settings_model = AzureSettings
@@ -179,9 +219,13 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         name: str | None = None,
         base_model: str | None = None,
         async_azure_ad_token_provider: Callable[[], Any] | None = None,
+        allow_http: bool = False,
         require_finish_reason: bool = True,
         **kwargs: Any,
     ) -> None:
+        if client is None and async_client is None and isinstance(model_type, str):
+            # Before the name is used in any message: an invalid deployment is not repeated.
+            checked(check_deployment_name, model_type, f"{type(self).__name__}, model_type")
         if azure_deployment_name is not None:
             warnings.warn(
                 "AzureOpenAIModel(azure_deployment_name=...) is deprecated and ignored: the "
@@ -206,43 +250,72 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             token_counter=token_counter,
             name=name,
             base_model=base_model,
-            client_kwargs=kwargs,
+            client_kwargs=checked(
+                lambda k: checked_client_kwargs(k, "openai.AzureOpenAI", AZURE_RESERVED_KWARGS),
+                kwargs,
+                f"model {name or model_type!r}",
+            ),
             require_finish_reason=require_finish_reason,
         )
-        self._choose_auth(_secret(api_key), _secret(azure_ad_token), azure_ad_token_provider)
+        self._choose_auth(api_key, azure_ad_token, azure_ad_token_provider)
         self.async_azure_ad_token_provider = async_azure_ad_token_provider
-        try:
-            self.url = check_endpoint_url(
-                url or _from_env(*AZURE_ENV_FALLBACKS["endpoint"]), field="url"
-            )
-        except ValueError as exc:
-            raise ConfigError(f"model {self.name!r}: {exc}") from None
-        self.api_version = api_version or _from_env(*AZURE_ENV_FALLBACKS["api_version"])
+        self.allow_http = allow_http
+        self.url = self._setting(url, "url", "endpoint", self._check_url)
+        self.api_version = self._setting(
+            api_version, "api_version", "api_version", check_api_version
+        )
         if client is None and async_client is None:
             problem = self._missing_settings()
             if problem:
                 error = MissingCredentialsError if "credentials" in problem else ConfigError
                 raise error(f"model {self.name!r}: {problem}")
 
+    def _check_url(self, value: str) -> str:
+        return check_endpoint(value, allow_http=self.allow_http)
+
+    def _setting(
+        self, given: str | None, argument: str, field: str, check: Callable[[str], str]
+    ) -> str | None:
+        """An argument, else its conventional variable; checked, naming where it came from."""
+        found = (
+            (given, f"{argument}=") if given is not None else _from_env(*AZURE_ENV_FALLBACKS[field])
+        )
+        if found is None or found[0] is None:
+            return None
+        value, origin = found
+        where = origin if given is not None else f"env {origin}"
+        return checked(check, value, f"model {self.name!r}, {field} (from {where})")
+
+    def _credential(self, value: str | SecretStr | None, where: str) -> SecretStr | None:
+        secret: SecretStr | None = checked(
+            credential_secret, value, f"model {self.name!r}, {where}"
+        )
+        return secret
+
     def _choose_auth(
         self,
-        api_key: SecretStr | None,
-        azure_ad_token: SecretStr | None,
+        api_key: str | SecretStr | None,
+        azure_ad_token: str | SecretStr | None,
         provider: Callable[[], Any] | None,
     ) -> None:
         """Pick exactly one credential: provider > AD token > key (env only if none given)."""
-        if provider is None and azure_ad_token is None and api_key is None:
-            variable, value = _env_entry(*AZURE_ENV_FALLBACKS["azure_ad_token"])
-            azure_ad_token = _secret(value)
-            if azure_ad_token is None:
-                variable, value = _env_entry(*AZURE_ENV_FALLBACKS["api_key"])
-                api_key = _secret(value)
-            if variable is not None:
-                self._credential_origin = f"variable {variable}"
+        key = self._credential(api_key, "api_key")
+        token = self._credential(azure_ad_token, "azure_ad_token")
+        if provider is None and token is None and key is None:
+            token = self._credential_from_env("azure_ad_token")
+            if token is None:
+                key = self._credential_from_env("api_key")
         self.azure_ad_token_provider = provider
-        self._azure_ad_token = azure_ad_token if provider is None else None
-        self._api_key = api_key if provider is None and azure_ad_token is None else None
+        self._azure_ad_token = token if provider is None else None
+        self._api_key = key if provider is None and token is None else None
         logger.debug("model %r: auth mode %s", self.name, self.auth_mode)
+
+    def _credential_from_env(self, field: str) -> SecretStr | None:
+        found = _from_env(*AZURE_ENV_FALLBACKS[field])
+        if found is None:
+            return None
+        self._credential_origin = f"variable {found[1]}"  # for a 401's message
+        return self._credential(found[0], f"{field} (env {found[1]})")
 
     @property
     def auth_mode(self) -> str:
@@ -299,7 +372,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return self.sources.get(field) or self._credential_origin
 
     def _hint(self, exc: BaseException) -> str:
-        kind, url = type(exc).__name__, shown_url(self.url)
+        kind, url = type(exc).__name__, self.url or "the endpoint"
         if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
             origin = self.sources.get("deployment", "the constructor")
             return (
@@ -433,6 +506,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             name=spec.name,
             base_model=spec.common.model,
             async_azure_ad_token_provider=async_provider,
+            allow_http=options.allow_http,
             require_finish_reason=options.require_finish_reason,
             **options.client_kwargs,
         )
@@ -441,9 +515,8 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return model
 
     def __repr__(self) -> str:
-        url = shown_url(self.url, "") or None  # without user-info
         return (
             f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
-            f"deployment={getattr(self, 'model_type', None)!r}, url={url!r}, "
+            f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
             f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
         )

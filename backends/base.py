@@ -2,66 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
+from registry.building import BuildContext, HttpClientSource, current_loop
+from registry.errors import ConfigError
+from registry.masking import redact
+from registry.wire import credential_secret
 
 if TYPE_CHECKING:
+    from backends.capabilities import ModelCapabilities
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
-__all__ = ["BackendSettings", "BaseModelBackend", "BuildContext", "HttpClientSource", "Messages"]
+__all__ = [
+    "BackendSettings",
+    "BaseModelBackend",
+    "BuildContext",
+    "Credential",
+    "HttpClientSource",
+    "Messages",
+    "current_loop",
+]
 
 #: OpenAI-format chat messages: ``[{"role": "user", "content": "Hello"}]``.
 Messages = list[dict[str, Any]]
+#: A key or token field: held as SecretStr, blank means unset, must fit in an HTTP header.
+Credential = Annotated[SecretStr | None, BeforeValidator(credential_secret)]
 
 
 class BackendSettings(BaseModel):
     """Base of a backend's own settings fields (``settings_model``); unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class HttpClientSource(Protocol):
-    """Where backends get shared HTTP clients (the registry's pool), one per endpoint."""
-
-    def sync_client(self, key: str) -> Any:
-        """An ``httpx2.Client`` shared by every model on the endpoint ``key``."""
-        ...
-
-    def async_client(self, key: str) -> Any:
-        """An ``httpx2.AsyncClient`` shared on the endpoint ``key`` (per event loop)."""
-        ...
-
-
-@dataclass
-class BuildContext:
-    """What the registry's factory gives a backend besides the spec.
-
-    Attributes:
-        runtime: per-call objects that are not settings (``client``, ``async_client``, a callable
-            ``azure_ad_token_provider``, a ``token_counter`` instance).
-        http_clients: the shared HTTP client pool, or None to let the SDK build its own.
-        token_counter_factory: builds the model's token counter on first use.
-    """
-
-    runtime: Mapping[str, Any] = field(default_factory=dict)
-    http_clients: HttpClientSource | None = None
-    token_counter_factory: Callable[[], BaseTokenCounter] | None = None
-
-
-def current_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, or None outside one."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class BaseModelBackend(ABC):
@@ -86,13 +63,27 @@ class BaseModelBackend(ABC):
         token_counter: BaseTokenCounter | None = None,
         name: str | None = None,
         base_model: str | None = None,
+        capabilities: ModelCapabilities | Mapping[str, Any] | None = None,
     ) -> None:
+        if not isinstance(model_type, str) or not model_type.strip():
+            raise ConfigError(
+                f"{type(self).__name__}: model_type must be a non-empty string (the deployment or "
+                f"model name), not {type(model_type).__name__}."
+            )
+        if model_config_dict is not None and not isinstance(model_config_dict, Mapping):
+            raise ConfigError(
+                f"{type(self).__name__}: model_config_dict must be a mapping of request "
+                f"settings, not {type(model_config_dict).__name__}."
+            )
         self.model_type = model_type
         self.name = name or model_type
         self.base_model = base_model
-        self.model_config_dict: dict[str, Any] = dict(model_config_dict or {})
+        self.model_config_dict: dict[str, Any] = redact(dict(model_config_dict or {}))
         self._token_counter = token_counter
         self._token_counter_factory: Callable[[], BaseTokenCounter] | None = None
+        self._capabilities: ModelCapabilities | None = None
+        self._capability_overrides: Mapping[str, Any] | None = None
+        self.use_capabilities(capabilities)
         self.check_model_config()
 
     @classmethod
@@ -105,9 +96,48 @@ class BaseModelBackend(ABC):
         if self._token_counter is None and factory is not None:
             self._token_counter_factory = factory
 
+    def use_capabilities(self, capabilities: ModelCapabilities | Mapping[str, Any] | None) -> None:
+        """Set the model's capabilities: a merged result, or overrides of the base model's.
+
+        The registry passes the result of its lookup (built-in table < plugins < settings);
+        a mapping is ``[models.NAME.capabilities]``-style overrides, validated now (ConfigError
+        naming the key). None: the built-in table's entry for the base model, on first use.
+        """
+        if isinstance(capabilities, Mapping):
+            from backends.capabilities import check_capability_overrides
+
+            check_capability_overrides(capabilities, context=f"model {self.name!r}")
+            self._capability_overrides, self._capabilities = dict(capabilities), None
+        else:
+            self._capability_overrides, self._capabilities = None, capabilities
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What the base model (``base_model``, else ``model_type``) can do; looked up once."""
+        if self._capabilities is None:
+            from backends.capabilities import capabilities_for
+
+            self._capabilities = capabilities_for(
+                self.base_model or self.model_type,
+                self._capability_overrides,
+                context=f"model {self.name!r}",
+            )
+        return self._capabilities
+
+    @property
+    def token_limit(self) -> int:
+        """The context window of the base model, in tokens (CAMEL's ``token_limit``).
+
+        From the capability table, per-model overrides applied; a model not in the table gets
+        the declared default (``capabilities.known`` is False), never an unbounded number.
+        """
+        return self.capabilities.context_window
+
     def check_model_config(self) -> None:
         """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError."""
-        check_model_config(self.model_config_dict, context=f"model {self.name!r}")
+        check_model_config(
+            self.model_config_dict, context=f"model {self.name!r}", model=type(self).config_model
+        )
 
     @property
     def token_counter(self) -> BaseTokenCounter:

@@ -1,4 +1,4 @@
-"""The built-in plugin: registers modelreg's own backends and token counters.
+"""The built-in plugin: registers modelreg's own backends, token counters and capability table.
 
 It is loaded from :data:`registry.plugins.DEFAULT_PLUGINS` through the same hooks a third-party
 plugin implements. Importing it imports the backend modules, which import neither ``openai`` nor
@@ -7,12 +7,16 @@ plugin implements. Importing it imports the backend modules, which import neithe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from registry.hookspecs import hookimpl
 
-__all__ = ["modelreg_register_backends", "modelreg_register_token_counters"]
+__all__ = [
+    "modelreg_register_backends",
+    "modelreg_register_capabilities",
+    "modelreg_register_token_counters",
+]
 
 
 @hookimpl
@@ -34,3 +38,12 @@ def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]
 
     register("openai", OpenAITokenCounter)
     register("approximate", ApproximateTokenCounter)
+
+
+@hookimpl
+def modelreg_register_capabilities(register: Callable[[str, Mapping[str, Any]], None]) -> None:
+    """Register every family of the shipped table (``backends/data/capabilities.json``)."""
+    from backends.capabilities import builtin_entries
+
+    for name, data in builtin_entries().items():
+        register(name, data)

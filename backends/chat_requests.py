@@ -38,7 +38,9 @@ from backends.base import BaseModelBackend, HttpClientSource, Messages
 from backends.event_loops import LoopLocal
 from backends.reply_checks import StreamProgress, completion_problem, excerpt
 from registry.errors import BackendError, IncompleteStreamError, RegistryError
+from registry.masking import redact
 from registry.overrides import active_override
+from registry.validation import check_max_retries, check_timeout, checked
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
@@ -106,11 +108,12 @@ class ChatCompletionsBackend(BaseModelBackend):
             name=name,
             base_model=base_model,
         )
-        self.timeout = timeout
-        self.max_retries = max_retries
+        where = f"model {self.name!r}"
+        self.timeout = checked(check_timeout, timeout, f"{where}, timeout")
+        self.max_retries = checked(check_max_retries, max_retries, f"{where}, max_retries")
         #: Whether a stream that ends before every choice has a finish_reason is an error.
         self.require_finish_reason = require_finish_reason
-        self.client_kwargs = dict(client_kwargs or {})
+        self.client_kwargs: dict[str, Any] = redact(dict(client_kwargs or {}))
         self._custom_client = client
         self._custom_async_client = async_client
         self._sync_client: Any = client

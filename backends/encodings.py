@@ -51,10 +51,12 @@ _lock = threading.Lock()
 _encodings: dict[str, tiktoken.Encoding] = {}
 
 
-def cache_directory(explicit: str | os.PathLike[str] | None = None) -> tuple[Path | None, str]:
-    """The directory to read encodings from, and what chose it."""
+def cache_directory(
+    explicit: str | os.PathLike[str] | None = None, origin: str | None = None
+) -> tuple[Path | None, str]:
+    """The directory to read encodings from, and what chose it (``origin`` names ``explicit``)."""
     if explicit:
-        return Path(explicit), "settings key tiktoken_cache_dir"
+        return Path(explicit), origin or "settings key tiktoken_cache_dir"
     for variable in ("MODELREG_TIKTOKEN_CACHE_DIR", "TIKTOKEN_CACHE_DIR"):
         if os.environ.get(variable):
             return Path(os.environ[variable]), f"env {variable}"
@@ -94,7 +96,9 @@ def _fix_hint(encoding_name: str, directory: Path | None) -> str:
 
 
 def get_encoding(
-    encoding_name: str, cache_dir: str | os.PathLike[str] | None = None
+    encoding_name: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache_dir_origin: str | None = None,
 ) -> tiktoken.Encoding:
     """Load ``encoding_name`` once per process (thread-safe); never downloads if a dir is set."""
     encoding = _encodings.get(encoding_name)
@@ -104,7 +108,7 @@ def get_encoding(
         encoding = _encodings.get(encoding_name)
         if encoding is not None:
             return encoding
-        directory, origin = cache_directory(cache_dir)
+        directory, origin = cache_directory(cache_dir, cache_dir_origin)
         if directory is not None and encoding_name in ENCODING_FILES:
             path = cached_file(directory, encoding_name)
             if not path.is_file():

@@ -1,12 +1,22 @@
-"""Tokens of an image part by OpenAI's vision tile rule, without fetching anything.
+"""Tokens of an image part by the model's vision rule, without fetching anything.
 
-* ``detail: "low"``: 85 tokens.
-* ``high`` / ``auto``: scale to fit 2048x2048, then so the shortest side is at most 768 px;
-  170 tokens per 512-px tile, plus 85.
+OpenAI bills images by one of two rules (OpenAI's Images and vision guide, "Calculating costs"):
+
+* **tile** (gpt-4o, gpt-4.1, gpt-4.5, gpt-4o-mini, gpt-5, o1, o3): ``detail: "low"`` costs the
+  model's base tokens; ``high`` / ``auto``: scale to fit 2048x2048, then so the shortest side is
+  at most 768 px; each 512-px tile costs the model's tile tokens, plus the base. The constants
+  differ by model (gpt-4o 85 + 170 per tile, gpt-4o-mini 2833 + 5667, o1/o3 75 + 150, gpt-5
+  70 + 140): they live in the capability table (:mod:`backends.capabilities`).
+* **patch** (gpt-4.1-mini, gpt-4.1-nano, o4-mini, gpt-5-mini, gpt-5-nano): the number of 32-px
+  patches that cover the image, ``ceil(w/32) * ceil(h/32)``; above 1536 the image is scaled down
+  to fit 1536 patches (the guide's shrink formula, then whole patches), and the count is capped
+  at 1536; times the model's multiplier (1.62, 2.46, 1.72...), rounded up.
+  ``detail`` does not change it.
 
 Dimensions are read from the header of a base64 ``data:`` URL (PNG, GIF, JPEG, WebP). An image
-given by an http(s) URL is never fetched: it counts as :data:`UNKNOWN_IMAGE_TOKENS`, the high
-detail cost of a 1024x1024 image, a declared default rather than 0.
+given by an http(s) URL is never fetched: it counts as a 1024x1024 image under the model's rule
+(765 tokens at high detail for gpt-4o, :data:`UNKNOWN_IMAGE_TOKENS`), a declared default rather
+than 0.
 """
 
 from __future__ import annotations
@@ -15,18 +25,36 @@ import base64
 import binascii
 import math
 import struct
+from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["LOW_DETAIL_TOKENS", "UNKNOWN_IMAGE_TOKENS", "image_size", "image_tokens", "tile_tokens"]
+__all__ = [
+    "DEFAULT_IMAGE_RULE",
+    "LOW_DETAIL_TOKENS",
+    "UNKNOWN_IMAGE_TOKENS",
+    "ImageTokenRule",
+    "image_size",
+    "image_tokens",
+    "patch_count",
+    "patch_tokens",
+    "tile_tokens",
+]
 
 LOW_DETAIL_TOKENS = 85
 _TILE_TOKENS = 170
 _TILE = 512
+_PATCH = 32
+_MAX_PATCHES = 1536
+#: The size an image of unknown dimensions (an http URL) is counted as.
+UNKNOWN_SIZE = (1024, 1024)
 
 
-def tile_tokens(width: int, height: int) -> int:
+def tile_tokens(
+    width: int, height: int, *, base: int = LOW_DETAIL_TOKENS, per_tile: int = _TILE_TOKENS
+) -> int:
     """High-detail tokens of a ``width``x``height`` image by the tile rule."""
     if width <= 0 or height <= 0:
-        return LOW_DETAIL_TOKENS
+        return base
     if max(width, height) > 2048:
         scale = 2048 / max(width, height)
         width, height = math.floor(width * scale), math.floor(height * scale)
@@ -34,11 +62,84 @@ def tile_tokens(width: int, height: int) -> int:
         scale = 768 / min(width, height)
         width, height = math.floor(width * scale), math.floor(height * scale)
     tiles = math.ceil(width / _TILE) * math.ceil(height / _TILE)
-    return _TILE_TOKENS * tiles + LOW_DETAIL_TOKENS
+    return per_tile * tiles + base
 
 
-#: A URL image of unknown size counts as a 1024x1024 image at high detail (765 tokens).
-UNKNOWN_IMAGE_TOKENS = tile_tokens(1024, 1024)
+def patch_count(width: int, height: int, max_patches: int = _MAX_PATCHES) -> int:
+    """32-px patches of an image after the guide's scale-down to ``max_patches``.
+
+    The guide's shrink factor ``sqrt(32**2 * max / (w * h))`` is narrowed so both sides hold a
+    whole number of patches. A side narrower than one patch after shrinking stays one patch (the
+    guide's formula would make it 0 and the whole image free), and the count is capped at
+    ``max_patches`` as the guide states.
+    """
+    patches = math.ceil(width / _PATCH) * math.ceil(height / _PATCH)
+    if patches <= max_patches:
+        return patches
+    shrink = math.sqrt(_PATCH * _PATCH * max_patches / (width * height))
+    fits = [
+        math.floor(side * shrink / _PATCH) / (side * shrink / _PATCH)
+        for side in (width, height)
+        if side * shrink >= _PATCH
+    ]
+    shrink = min(1.0, shrink * min(fits, default=1.0))
+    resized_width = max(1, math.floor(width * shrink))
+    resized_height = max(1, math.floor(height * shrink))
+    resized = math.ceil(resized_width / _PATCH) * math.ceil(resized_height / _PATCH)
+    return min(max_patches, resized)
+
+
+def patch_tokens(
+    width: int, height: int, *, multiplier: float = 1.0, max_patches: int = _MAX_PATCHES
+) -> int:
+    """Tokens of an image by the patch rule: patches times the model's multiplier, rounded up.
+
+    The guide does not say how a fractional product is rounded; OpenAI's pricing-page calculator
+    rounds up (1449 patches x 1.62 = 2347.38 -> 2348), which also errs on the side of a budget.
+    """
+    return math.ceil(round(patch_count(width, height, max_patches) * multiplier, 6))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTokenRule:
+    """How one model bills an image part (see the module docstring).
+
+    Attributes:
+        kind: ``"tile"`` or ``"patch"``.
+        base_tokens: tile rule: the fixed part; ``detail: "low"`` costs only this.
+        tile_tokens: tile rule: tokens per 512-px tile.
+        multiplier: patch rule: tokens per 32-px patch.
+        max_patches: patch rule: the patch budget an image is scaled down to.
+        exact: False when sources disagree on this model's rule (``note`` says how).
+        note: why the rule is not exact, or ``""``.
+    """
+
+    kind: Literal["tile", "patch"] = "tile"
+    base_tokens: int = LOW_DETAIL_TOKENS
+    tile_tokens: int = _TILE_TOKENS
+    multiplier: float = 1.0
+    max_patches: int = _MAX_PATCHES
+    exact: bool = True
+    note: str = ""
+
+    def tokens(self, width: int, height: int, detail: str | None = None) -> int:
+        """Tokens of a ``width``x``height`` image; non-positive sizes count as unknown."""
+        if self.kind == "tile" and detail == "low":
+            return self.base_tokens
+        if width <= 0 or height <= 0:
+            width, height = UNKNOWN_SIZE
+        if self.kind == "patch":
+            return patch_tokens(
+                width, height, multiplier=self.multiplier, max_patches=self.max_patches
+            )
+        return tile_tokens(width, height, base=self.base_tokens, per_tile=self.tile_tokens)
+
+
+#: gpt-4o's rule: the default for a model whose rule is not known.
+DEFAULT_IMAGE_RULE = ImageTokenRule()
+
+#: A URL image of unknown size counts as a 1024x1024 image at high detail (765 tokens on gpt-4o).
+UNKNOWN_IMAGE_TOKENS = DEFAULT_IMAGE_RULE.tokens(*UNKNOWN_SIZE)
 
 
 def _png(data: bytes) -> tuple[int, int] | None:
@@ -108,11 +209,7 @@ def image_size(url: str) -> tuple[int, int] | None:
     return None
 
 
-def image_tokens(url: str, detail: str | None) -> int:
-    """Tokens for one ``image_url`` part (never fetches; see module docstring)."""
-    if detail == "low":
-        return LOW_DETAIL_TOKENS
-    size = image_size(url)
-    if size is None:
-        return UNKNOWN_IMAGE_TOKENS
-    return tile_tokens(*size)
+def image_tokens(url: str, detail: str | None, rule: ImageTokenRule = DEFAULT_IMAGE_RULE) -> int:
+    """Tokens for one ``image_url`` part by ``rule`` (never fetches; see module docstring)."""
+    size = image_size(url) if rule.kind == "patch" or detail != "low" else None
+    return rule.tokens(*(size or UNKNOWN_SIZE), detail)

@@ -10,19 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from backends.azure import check_endpoint_url
-from backends.base import BackendSettings, BuildContext
+from backends.azure import checked_client_kwargs
+from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
-from backends.reply_checks import shown_url
+from registry.endpoints import check_base_url
 from registry.errors import ConfigError, MissingCredentialsError
+from registry.validation import checked
+from registry.wire import credential_secret
 
 if TYPE_CHECKING:
     from backends.token_counting import BaseTokenCounter
     from registry.spec import ModelSpec
 
-__all__ = ["NO_KEY_PLACEHOLDER", "OPENAI_ENV_FALLBACKS", "OpenAICompatibleModel", "OpenAISettings"]
+__all__ = [
+    "NO_KEY_PLACEHOLDER",
+    "OPENAI_ENV_FALLBACKS",
+    "OPENAI_RESERVED_KWARGS",
+    "OpenAICompatibleModel",
+    "OpenAISettings",
+]
 
 OPENAI_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
     "base_url": ("OPENAI_BASE_URL",),
@@ -32,13 +40,23 @@ OPENAI_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
 }
 #: Sent as the key to a local server that needs none (the SDK insists on one).
 NO_KEY_PLACEHOLDER = "no-key-required"
+#: Client arguments modelreg sets itself, and the settings field that sets each.
+OPENAI_RESERVED_KWARGS: Mapping[str, str] = {
+    "api_key": "api_key",
+    "base_url": "base_url",
+    "organization": "organization",
+    "project": "project",
+    "timeout": "timeout",
+    "max_retries": "max_retries",
+}
 
 
 class OpenAISettings(BackendSettings):
     """The fields a ``backend = "openai"`` model table may set, besides the common ones."""
 
+    allow_http: bool = False
     base_url: str | None = None
-    api_key: SecretStr | None = None
+    api_key: Credential = None
     organization: str | None = None
     project: str | None = None
     require_finish_reason: bool = True
@@ -46,8 +64,14 @@ class OpenAISettings(BackendSettings):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url_is_url(cls, value: str | None) -> str | None:
-        return check_endpoint_url(value, field="base_url")
+    def _base_url_is_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allow_http = bool(info.data.get("allow_http"))
+        return None if value is None else check_base_url(value, allow_http=allow_http)
+
+    @field_validator("client_kwargs")
+    @classmethod
+    def _accepted_by_sdk(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_client_kwargs(value, "openai.OpenAI", OPENAI_RESERVED_KWARGS)
 
 
 class OpenAICompatibleModel(ChatCompletionsBackend):
@@ -87,9 +111,16 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         project: str | None = None,
         name: str | None = None,
         base_model: str | None = None,
+        allow_http: bool = False,
         require_finish_reason: bool = True,
         **kwargs: Any,
     ) -> None:
+        where = f"model {name or model_type!r}"
+        kwargs = checked(
+            lambda k: checked_client_kwargs(k, "openai.OpenAI", OPENAI_RESERVED_KWARGS),
+            kwargs,
+            where,
+        )
         super().__init__(
             model_type,
             model_config_dict,
@@ -103,13 +134,14 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             client_kwargs=kwargs,
             require_finish_reason=require_finish_reason,
         )
-        try:
-            self.url = check_endpoint_url(url, field="url")
-        except ValueError as exc:
-            raise ConfigError(f"model {self.name!r}: {exc}") from None
-        self._api_key = (
-            api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self.url = (
+            None
+            if url is None
+            else checked(
+                lambda u: check_base_url(u, allow_http=allow_http), url, f"{where}, base_url"
+            )
         )
+        self._api_key: SecretStr | None = checked(credential_secret, api_key, f"{where}, api_key")
         self.organization = organization
         self.project = project
         if client is None and async_client is None and self._missing_settings():
@@ -130,7 +162,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         return [self._api_key.get_secret_value()] if self._api_key else []
 
     def _hint(self, exc: BaseException) -> str:
-        kind, server = type(exc).__name__, shown_url(self.url, "OpenAI's API")
+        kind, server = type(exc).__name__, self.url or "OpenAI's API"
         if kind == "AuthenticationError":
             origin = self.sources.get("api_key", "the constructor or OPENAI_API_KEY")
             return f"Check the credential: {server} rejected api_key (from {origin})."
@@ -201,6 +233,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             project=options.project,
             name=spec.name,
             base_model=spec.common.model,
+            allow_http=options.allow_http,
             require_finish_reason=options.require_finish_reason,
             **options.client_kwargs,
         )
@@ -209,8 +242,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         return model
 
     def __repr__(self) -> str:
-        url = shown_url(self.url, "") or None  # without user-info
         return (
             f"OpenAICompatibleModel(name={getattr(self, 'name', None)!r}, "
-            f"model={getattr(self, 'model_type', None)!r}, url={url!r})"
+            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r})"
         )

@@ -12,27 +12,13 @@ import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "StreamProgress",
     "completion_problem",
     "connection_problem",
     "excerpt",
-    "shown_url",
 ]
-
-
-def shown_url(url: str | None, default: str = "the endpoint") -> str:
-    """``url`` for a message: without user-info (``https://user:secret@host`` → ``host``)."""
-    if not url:
-        return default
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def excerpt(text: str | bytes, secrets: Iterable[str] = (), limit: int = 80) -> str:

@@ -5,8 +5,10 @@
 ``tokens_per_name`` (1; -1 for 0301) for a ``name``, plus 3 for reply priming. Tool definitions
 use the cookbook's function-counting constants. Beyond the cookbook (declared, not published):
 nested object and array parameters are counted recursively with the same constants; tool calls
-in the history count every string they hold; image parts follow the vision tile rule
-(:mod:`backends.image_tokens`).
+in the history count every string they hold; image parts follow the base model's vision rule
+(tile or patch, constants per model from :mod:`backends.capabilities`; see
+:mod:`backends.image_tokens`). A model whose image rule sources disagree on (gpt-5-mini,
+gpt-5-nano, gpt-4.1-mini, o1) or is not in the table has ``exact`` False, and ``note`` says why.
 
 The encoding comes from the *base model* (``model`` in settings), not the Azure deployment name:
 o200k_base for gpt-4o, gpt-4.1, gpt-4.5, gpt-5 and the o-series; cl100k_base for gpt-4,
@@ -25,8 +27,9 @@ from functools import partial
 from itertools import chain, compress, repeat
 from typing import Any
 
-from backends.encodings import get_encoding
-from backends.image_tokens import image_tokens
+from backends.encodings import get_encoding, prefetch
+from backends.image_tokens import ImageTokenRule, image_tokens
+from backends.model_names import normalise_model_name
 
 __all__ = [
     "ApproximateTokenCounter",
@@ -94,14 +97,9 @@ class ModelTokenRules:
     note: str = ""
 
 
-def _normalise(model: str) -> str:
-    name = model.strip().lower().rsplit("/", 1)[-1]
-    return name.replace("gpt-35", "gpt-3.5")
-
-
 def rules_for_model(model: str) -> ModelTokenRules:
     """Pick encoding and constants for a base model name (Azure spellings included)."""
-    name = _normalise(model)
+    name = normalise_model_name(model)
     if name.startswith(_O200K_PREFIXES):
         return ModelTokenRules(model, "o200k_base", exact=True)
     if name.startswith(_CL100K_PREFIXES):
@@ -125,24 +123,44 @@ class OpenAITokenCounter(BaseTokenCounter):
     Args:
         model: the base model (``gpt-4o``, ``gpt-35-turbo``...), not a deployment name.
         cache_dir: a directory with the encoding files (see :mod:`backends.encodings`).
+        cache_dir_origin: where ``cache_dir`` was set, for messages.
+        image_rule: how the model bills images; by default the capability table's rule for
+            ``model`` (the registry passes the rule with plugins and settings applied).
     """
 
-    def __init__(self, model: str, *, cache_dir: str | os.PathLike[str] | None = None) -> None:
+    #: ``modelreg tokens --prefetch DIR``: download the encoding files for air-gapped machines.
+    prefetch = staticmethod(prefetch)
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir_origin: str | None = None,
+        image_rule: ImageTokenRule | None = None,
+    ) -> None:
         self.model = model
         self.rules = rules_for_model(model)
         self.encoding_name = self.rules.encoding_name
-        self.exact = self.rules.exact
+        if image_rule is None:
+            from backends.capabilities import capabilities_for
+
+            image_rule = capabilities_for(model).image_tokens
+        self.image_rule = image_rule
+        self.exact = self.rules.exact and image_rule.exact
         self._cache_dir = cache_dir
+        self._cache_dir_origin = cache_dir_origin
         self._encode: Any = None
 
     @property
     def note(self) -> str:
         """Why the count is approximate, or ``""``."""
-        return self.rules.note
+        image_note = "" if self.image_rule.exact else f"image parts: {self.image_rule.note}"
+        return "; ".join(note for note in (self.rules.note, image_note) if note)
 
     def _encoding(self) -> Any:
         if self._encode is None:
-            self._encode = get_encoding(self.encoding_name, self._cache_dir)
+            self._encode = get_encoding(self.encoding_name, self._cache_dir, self._cache_dir_origin)
         return self._encode
 
     def encode(self, text: str) -> list[int]:
@@ -193,7 +211,8 @@ class OpenAITokenCounter(BaseTokenCounter):
 
     def decode(self, tokens: list[int]) -> str:
         """Text of token ids."""
-        text: str = get_encoding(self.encoding_name, self._cache_dir).decode(tokens)
+        encoding = get_encoding(self.encoding_name, self._cache_dir, self._cache_dir_origin)
+        text: str = encoding.decode(tokens)
         return text
 
     def count_tokens_from_messages(
@@ -259,10 +278,11 @@ class OpenAITokenCounter(BaseTokenCounter):
                 strings.append(str(part.get("text", "")))
             elif part.get("type") == "image_url":
                 image = part.get("image_url") or {}
+                rule = self.image_rule
                 if isinstance(image, str):
-                    images += image_tokens(image, None)
+                    images += image_tokens(image, None, rule)
                 else:
-                    images += image_tokens(str(image.get("url", "")), image.get("detail"))
+                    images += image_tokens(str(image.get("url", "")), image.get("detail"), rule)
             else:
                 strings.extend(s for key, v in part.items() if key != "type" for s in _strings(v))
         return images
@@ -339,8 +359,10 @@ class ApproximateTokenCounter(OpenAITokenCounter):
 
     CHARS_PER_TOKEN = 4
 
-    def __init__(self, model: str = "unknown", **_: Any) -> None:
-        super().__init__(model)
+    def __init__(
+        self, model: str = "unknown", *, image_rule: ImageTokenRule | None = None, **_: Any
+    ) -> None:
+        super().__init__(model, image_rule=image_rule)
         self.encoding_name = "approximate (4 chars/token)"
         self.exact = False
 

@@ -24,6 +24,7 @@ from registry.errors import ConfigError, did_you_mean
 __all__ = [
     "COGNITIVE_SERVICES_SCOPE",
     "PROVIDER_NAMES",
+    "UNKNOWN_PROVIDER",
     "AsyncAzureIdentityTokenProvider",
     "AzureIdentityTokenProvider",
     "named_token_providers",
@@ -31,6 +32,10 @@ __all__ = [
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 PROVIDER_NAMES = ("azure-identity",)
+UNKNOWN_PROVIDER = (
+    f"not a known token provider (the value is not shown). Known: {', '.join(PROVIDER_NAMES)}; "
+    "in code, pass a callable as azure_ad_token_provider=."
+)
 #: A cached token is replaced this many seconds before it expires.
 REFRESH_MARGIN = 300.0
 
@@ -118,9 +123,8 @@ def named_token_providers(
     """The sync and async providers called ``name``; ConfigError if unknown or not installed."""
     if name not in PROVIDER_NAMES:
         raise ConfigError(
-            f"model {model!r}, field 'azure_ad_token_provider': unknown provider {name!r}."
-            f"{did_you_mean(name, PROVIDER_NAMES)} Known: {', '.join(PROVIDER_NAMES)}; in code, "
-            "pass a callable as azure_ad_token_provider=."
+            f"model {model!r}, field 'azure_ad_token_provider': {UNKNOWN_PROVIDER}"
+            f"{did_you_mean(name, PROVIDER_NAMES)}"
         )
     try:
         import azure.identity  # type: ignore[import-not-found, unused-ignore]  # noqa: F401

@@ -166,14 +166,14 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
         "d",
         api_key="k",
         url="https://x.example.com",
-        api_version="v",
+        api_version="2024-10-21",
         max_retries=0,
         http_client=TimedHttpClient(transport=transport()),
     )
     raw = openai.AzureOpenAI(
         azure_endpoint="https://x.example.com",
         azure_deployment="d",
-        api_version="v",
+        api_version="2024-10-21",
         api_key="k",
         max_retries=0,
         timeout=180.0,

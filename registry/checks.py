@@ -1,8 +1,11 @@
 """``modelreg check``: build every model in every environment and collect every problem.
 
-Building a model does not touch the network or import the SDK, so this is cheap. Problems are
-errors (the settings are wrong) or warnings (they work, but not fully here: missing credentials,
-an approximate token count).
+It runs the same resolution and construction as ``create_model`` (without the network or the SDK
+import), so it rejects what ``create_model`` would, with the same message. Problems are errors
+(the settings are wrong) or warnings (they work, but not fully here: missing credentials that may
+come at run time, an approximate token count, a field another backend would use, an unknown
+``MODELREG_*`` variable); ``strict`` makes warnings errors. A problem found in several
+environments is reported once, naming them.
 """
 
 from __future__ import annotations
@@ -12,10 +15,29 @@ from typing import Any
 
 from registry.errors import MissingCredentialsError, RegistryError
 from registry.factory import ModelRegistry
-from registry.resolve import default_model_name
-from registry.settings import Settings
+from registry.layers import default_model_name, model_names, orphan_message
+from registry.masking import escape_control
+from registry.options import unknown_variable_message
+from registry.resolve import canonical_name
+from registry.settings import Settings, choose_env, orphan_environment_message
 
-__all__ = ["CheckReport", "check_settings"]
+__all__ = ["CheckReport", "Problem", "check_settings"]
+
+_NO_ENV = "none"
+
+
+@dataclass
+class Problem:
+    """One problem and the environments it was found in (none: it concerns every one)."""
+
+    severity: str  # "error" | "warning"
+    message: str
+    environments: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """``error: [env prod, test] message``."""
+        where = f"[env {', '.join(self.environments)}] " if self.environments else ""
+        return f"{self.severity}: {where}{self.message}"
 
 
 @dataclass
@@ -24,13 +46,40 @@ class CheckReport:
 
     settings_file: str
     environments: list[str]
-    checked: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    models: set[str] = field(default_factory=set)
+    problems: dict[tuple[str, str], Problem] = field(default_factory=dict)
+    strict: bool = False
+
+    def add(self, severity: str, message: str, env: str | None, *, every_env: bool = False) -> None:
+        """Record a problem (once per message, listing every environment it appears in)."""
+        if self.strict and severity == "warning":
+            severity = "error"
+        problem = self.problems.setdefault((severity, message), Problem(severity, message))
+        label = escape_control(env or _NO_ENV)
+        if not every_env and label not in problem.environments:
+            problem.environments.append(label)
+
+    def _of(self, severity: str) -> list[Problem]:
+        return [p for p in self.problems.values() if p.severity == severity]
+
+    @property
+    def errors(self) -> list[str]:
+        """Error lines."""
+        return [p.line() for p in self._of("error")]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warning lines."""
+        return [p.line() for p in self._of("warning")]
+
+    @property
+    def checked(self) -> int:
+        """How many distinct models were checked (not models x environments)."""
+        return len(self.models)
 
     def lines(self) -> list[str]:
         """Human-readable report."""
-        lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
+        lines = self.errors + self.warnings
         status = "FAILED" if self.errors else "OK"
         lines.append(
             f"{status}: {self.settings_file}: {self.checked} model(s) checked in "
@@ -48,47 +97,98 @@ class CheckReport:
             "ok": not self.errors,
             "errors": self.errors,
             "warnings": self.warnings,
+            "problems": [
+                {"severity": p.severity, "message": p.message, "environments": p.environments}
+                for p in self.problems.values()
+            ],
         }
 
 
-def _check_environment(settings: Settings, env: str | None, report: CheckReport) -> None:
-    label = f"[env {env}] " if env else "[no env] "
-    try:
-        registry = ModelRegistry(settings, env=env, env_from_variables=False)
-        names = registry.names()
-    except RegistryError as exc:
-        report.errors.append(f"{label}{exc}")
-        return
+def _registry(settings: Settings, env: str | None) -> ModelRegistry:
+    return ModelRegistry(settings, env=env, env_from_variables=False, warn_unused_variables=False)
+
+
+def _check_names(settings: Settings, env: str | None, report: CheckReport) -> list[str]:
+    """The environment's model names; name-level problems (orphans, default_model) recorded."""
+    names = model_names(settings, env)
+    if not names.names:
+        canonical_name(settings, None, env)  # raises the "no models" error create_model gives
+    for variable in sorted(names.orphans):
+        report.add("error", orphan_message(names, variable), env)
     default = default_model_name(settings, env)
-    if default is not None and registry.aliases().get(default[0], default[0]) not in names:
-        report.errors.append(
-            f"{label}default_model {default[0]!r} ({default[1]}) is not a model or alias."
-        )
-    for name in names:
-        report.checked += 1
+    if default is not None and names.canonical(default[0]) is None:
         try:
-            model = registry.create(name)
-        except MissingCredentialsError as exc:
-            report.warnings.append(f"{label}{exc} (needed before the first request)")
-            continue
-        except RegistryError as exc:
-            report.errors.append(f"{label}{exc}")
-            continue
-        spec = registry.resolve(name)
-        if spec.common.token_counter is None:
-            from backends.token_counting import rules_for_model
-
-            rules = rules_for_model(model.base_model or model.model_type)
-            if not rules.exact:
-                report.warnings.append(f"{label}model {name!r}: {rules.note}")
+            canonical_name(settings, None, env)
+        except RegistryError as exc:  # create_model's message for a bad default_model
+            report.add("error", str(exc), env)
+    return sorted(names.names)
 
 
-def check_settings(settings: Settings, *, only_env: str | None = None) -> CheckReport:
-    """Check the base settings and every environment overlay (or just ``only_env``)."""
+def _check_model(registry: ModelRegistry, name: str, report: CheckReport) -> None:
+    env = registry.env
+    try:
+        registry.create(name)
+    except MissingCredentialsError as exc:
+        report.add("warning", f"{exc} (needed before the first request)", env)
+        return
+    except RegistryError as exc:
+        report.add("error", str(exc), env)
+        return
+    spec = registry.resolve(name)
+    for key, ignored in spec.ignored.items():
+        if ignored.suspicious:
+            report.add(
+                "warning",
+                f"model {name!r}, field {key!r} ({ignored.source}) is ignored: {ignored.reason}.",
+                env,
+            )
+    counter = registry.token_counter(name)
+    if not counter.exact and spec.common.token_counter is None:
+        report.add("warning", f"model {name!r}: {getattr(counter, 'note', '')}", env)
+
+
+def _check_environment(settings: Settings, env: str | None, report: CheckReport) -> None:
+    try:
+        names = _check_names(settings, env, report)
+    except RegistryError as exc:
+        report.add("error", str(exc), env)
+        return
+    registry = _registry(settings, env)
+    for name in names:
+        report.models.add(name)
+        _check_model(registry, name, report)
+
+
+def _check_variables(settings: Settings, only_env: str | None, report: CheckReport) -> None:
+    """Problems that concern every environment: MODELREG_ENV, unknown and orphan variables."""
+    try:
+        choose_env(settings, only_env)
+    except RegistryError as exc:
+        report.add("error", str(exc), None, every_env=True)
+    for origin, name in settings.orphan_environments().items():
+        message = orphan_environment_message(settings, origin, name)
+        report.add("error", message, None, every_env=True)
+    for variable, hint in settings.unknown_variables.items():
+        message = unknown_variable_message(variable, hint)
+        report.add("warning", message, None, every_env=True)
+
+
+def check_settings(
+    settings: Settings, *, only_env: str | None = None, strict: bool = False
+) -> CheckReport:
+    """Check the base settings and every environment overlay (or just ``only_env``).
+
+    ``MODELREG_ENV`` (environment or ``.env``) must name a defined environment, as it must for
+    ``create_model``.
+    """
     environments: list[str | None] = (
         [only_env] if only_env is not None else [None, *settings.environment_names()]
     )
-    report = CheckReport(settings.label, [e or "none" for e in environments])
+    labels = [escape_control(e or _NO_ENV) for e in environments]
+    report = CheckReport(settings.label, labels, strict=strict)
+    _check_variables(settings, only_env, report)
+    if only_env is not None and only_env not in settings.environment_names():
+        return report  # the error above says so; there is no such overlay to check
     for env in environments:
         _check_environment(settings, env, report)
     return report

@@ -10,16 +10,21 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from registry.errors import BackendError, RegistryError
-from registry.settings import choose_env, load_settings
+from registry.masking import escape_control
+from registry.settings import Settings, choose_env, load_settings
 
 if TYPE_CHECKING:
     from registry.factory import ModelRegistry
 
-__all__ = ["main"]
+__all__ = ["COMMAND_LINE", "main"]
+
+#: The origin of an option given as a flag (``--env prod``).
+COMMAND_LINE = "command line"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -66,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", "list models and aliases of the active environment")
     show = command("show", "show a model's resolved settings and where each came from")
     show.add_argument("name", nargs="?", help="model name or alias (default: default_model)")
-    command("check", "validate every model in every environment; exit 1 on any problem")
+    check = command("check", "validate every model in every environment; exit 1 on errors")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     command("plugins", "list plugins and what each registered")
+    command("config", "show the registry's options (MODELREG_*) and where each came from")
     tokens = command("tokens", "count the prompt tokens of a JSON messages file for a model")
     tokens.add_argument("name", nargs="?", help="model name or alias")
     tokens.add_argument("file", nargs="?", default="-", help="JSON messages file, or - for stdin")
@@ -87,8 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _registry(args: argparse.Namespace) -> ModelRegistry:
     from registry.factory import ModelRegistry
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    return ModelRegistry(settings, env=args.env)
+    return ModelRegistry(_settings(args))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with --settings/--dotenv/--env as options given on the command line."""
+    return load_settings(
+        args.settings, dotenv_path=args.dotenv, env=args.env, given_origin=COMMAND_LINE
+    )
+
+
+def _escaped_lines(text: str) -> str:
+    """Our own multi-line messages keep their lines; every line is escaped for the terminal."""
+    return "\n".join(escape_control(line) for line in text.split("\n"))
 
 
 def _print_json(data: Any, out: TextIO) -> None:
@@ -98,10 +116,31 @@ def _print_json(data: Any, out: TextIO) -> None:
 def _table(rows: list[list[str]], out: TextIO) -> None:
     if not rows:
         return
+    rows = [[escape_control(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         out.write("  " + "  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def _listed(value: Any, settings: Settings) -> str | None:
+    """An unvalidated value for ``list``: ``${VAR}`` applied, shown only if it looks like a name."""
+    from registry.masking import shown_name
+    from registry.variables import MalformedReference, substitute
+
+    if value is None:
+        return None
+    try:
+        text, _, missing = (
+            substitute(value, lambda n: settings.variable(n, secret_stores=False))
+            if isinstance(value, str)
+            else ("", [], [])
+        )
+    except MalformedReference:
+        return shown_name(None)
+    if missing:
+        return f"(${{{missing[0]}}} is not set)"
+    return shown_name(text if isinstance(value, str) else value)
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -110,28 +149,27 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     Reads the merged settings without validating them (``check`` and ``show`` validate), so it
     starts without importing pydantic, plugins or the SDK.
     """
-    from registry.layers import merged_tables, model_names
+    from registry.layers import merged_fields, model_names, plain
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    env = choose_env(settings, args.env)
+    settings = _settings(args)
+    env = choose_env(settings, None)
     names = model_names(settings, env)
     entries: list[dict[str, Any]] = []
     for name in sorted(names.names):
-        data, _, _, _, defaults, _ = merged_tables(settings, name, env, {})
-        backend = data.get("backend", defaults.get("backend"))
-        target = data.get("deployment") or data.get("model") or defaults.get("model")
+        data = plain(merged_fields(settings, name, env, {}))
+        target = data.get("deployment") or data.get("model")
         entries.append(
             {
                 "name": name,
-                "backend": backend,
-                "target": target,
+                "backend": _listed(data.get("backend"), settings),
+                "target": _listed(target, settings),
                 "aliases": sorted(a for a, n in names.aliases.items() if n == name),
             }
         )
     if args.json:
         _print_json({"settings_file": settings.label, "env": env, "models": entries}, out)
         return 0
-    out.write(f"{settings.label} (env: {env or 'none'})\n")
+    out.write(escape_control(f"{settings.label} (env: {env or 'none'})") + "\n")
     rows = [["NAME", "BACKEND", "DEPLOYMENT/MODEL", "ALIASES"]]
     rows += [
         [
@@ -152,10 +190,11 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(explained.to_dict(), out)
         return 0
-    out.write(
+    heading = (
         f"{explained.name} (env: {explained.env or 'none'}, backend: {explained.backend}, "
-        f"settings: {explained.settings_file})\n"
+        f"settings: {explained.settings_file})"
     )
+    out.write(escape_control(heading) + "\n")
     rows = [["FIELD", "VALUE", "SOURCE"]]
     for key, field in explained.fields.items():
         value = (
@@ -175,13 +214,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Validate every model in every environment; list every problem."""
     from registry.checks import check_settings
 
-    settings = load_settings(args.settings, dotenv_path=args.dotenv)
-    report = check_settings(settings, only_env=args.env)
+    settings = _settings(args)
+    report = check_settings(settings, only_env=args.env, strict=args.strict)
     if args.json:
         _print_json(report.to_dict(), out)
     else:
         for line in report.lines():
-            out.write(line + "\n")
+            out.write(_escaped_lines(line) + "\n")
     return 1 if report.errors else 0
 
 
@@ -199,32 +238,58 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
             if plugin.builtin
             else f"{plugin.distribution or '?'} {plugin.version or '?'}"
         )
-        out.write(f"{plugin.name} ({kind})\n")
+        out.write(escape_control(f"{plugin.name} ({kind})") + "\n")
         for what, names in plugin.registered.items():
             if names:
-                out.write(f"  {what.replace('_', ' ')}: {', '.join(names)}\n")
+                out.write(escape_control(f"  {what.replace('_', ' ')}: {', '.join(names)}") + "\n")
         for error in plugin.errors:
-            out.write(f"  ERROR: {error}\n")
+            out.write(_escaped_lines(f"  ERROR: {error}") + "\n")
     return 1 if any(p.errors for p in plugins) else 0
 
 
+def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
+    """The registry's options with their values and origins."""
+    options = _settings(args).options.describe()
+    if args.json:
+        _print_json({option.name: option.to_dict() for option in options}, out)
+        return 0
+    rows = [["OPTION", "VARIABLE", "VALUE", "SOURCE"]]
+    for option in options:
+        value = option.to_dict()["value"]
+        shown = (
+            "(unset)" if value is None else value if isinstance(value, str) else json.dumps(value)
+        )
+        rows.append([option.name, option.variable, shown, option.source])
+    _table(rows, out)
+    return 0
+
+
 def _read_json(path: str, what: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-    except OSError as exc:
-        raise RegistryError(f"cannot read {what} {path!r}: {exc.strerror}") from None
+    """A JSON file (or stdin); errors name the file and the line, never the content."""
+    from pathlib import Path
+
+    from registry.sources import decode_text, read_text
+
+    if path == "-":
+        text = decode_text(sys.stdin.buffer.read(), "standard input", what)
+    else:
+        text = read_text(Path(path), what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RegistryError(f"{what} {path!r} is not valid JSON: {exc}") from None
+        problem = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except RecursionError:
+        problem = "it is nested too deeply"
+    raise RegistryError(f"{what} {escape_control(repr(path))} is not valid JSON: {problem}.")
 
 
 def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
     """Count a messages file for a model, or prefetch encodings for air-gapped machines."""
     if args.prefetch:
-        from backends.encodings import prefetch
+        from registry.plugins import get_plugin_host
 
-        for path in prefetch(args.prefetch):
+        counter = get_plugin_host().lookup("token_counters", "openai")
+        for path in counter.prefetch(args.prefetch):
             out.write(f"wrote {path}\n")
         return 0
     if not args.name:
@@ -236,8 +301,15 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
         tools = _read_json(args.tools, "tools file")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise RegistryError(
-            f"messages file {args.file!r}: expected a JSON list of messages "
+            f"messages file {escape_control(repr(args.file))}: expected a JSON list of messages "
             '([{"role": "user", "content": "..."}]) or {"messages": [...], "tools": [...]}.'
+        )
+    if tools is not None and (
+        not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)
+    ):
+        raise RegistryError(
+            "tools: expected a JSON list of tool definitions "
+            '([{"type": "function", "function": {"name": "...", "parameters": {...}}}]).'
         )
     counter = _registry(args).token_counter(args.name)
     count = counter.count_tokens_from_messages(messages, tools=tools)
@@ -305,19 +377,38 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "show": cmd_show,
     "check": cmd_check,
     "plugins": cmd_plugins,
+    "config": cmd_config,
     "tokens": cmd_tokens,
     "chat": cmd_chat,
 }
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one plain line (``modelreg: warning: ...``), not Python's source excerpt."""
+    sys.stderr.write(_escaped_lines(f"modelreg: warning: {message}") + "\n")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the CLI; return the exit code."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         return _COMMANDS[args.command](args, out)
     except RegistryError as exc:
-        sys.stderr.write(f"modelreg: error: {exc}\n")
+        sys.stderr.write(_escaped_lines(f"modelreg: error: {exc}") + "\n")
         return 1
     except KeyboardInterrupt:
         return 130
@@ -330,4 +421,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if type(exc).__module__.startswith("openai"):
             sys.stderr.write(f"modelreg: request failed: {type(exc).__name__}: {exc}\n")
             return 1
-        raise
+        # Not a traceback, and not the message either: it may quote a value from the settings.
+        sys.stderr.write(
+            f"modelreg: internal error ({type(exc).__name__}) in modelreg or a plugin. Please "
+            "report it with the command you ran (not your settings' values).\n"
+        )
+        return 1

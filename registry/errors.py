@@ -16,6 +16,8 @@ Hierarchy::
         │                        or the server's answer is not a chat completion
         └── IncompleteStreamError   a stream ended before every choice had a finish_reason
 
+    RegistryWarning (UserWarning)   settings that work but probably do not do what was meant
+
 Errors from the openai SDK during a request are *not* wrapped: users catch
 ``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message,
 and what to check where it can tell.
@@ -33,6 +35,7 @@ __all__ = [
     "MissingCredentialsError",
     "PluginError",
     "RegistryError",
+    "RegistryWarning",
     "TokenizerUnavailableError",
     "UnknownModelError",
     "did_you_mean",
@@ -93,3 +96,7 @@ class BackendError(RegistryError):
 
 class IncompleteStreamError(BackendError):
     """A streamed reply ended before every choice had a finish_reason (e.g. a proxy cut it)."""
+
+
+class RegistryWarning(UserWarning):
+    """Settings that work but probably do not do what was meant (a misspelt variable, a BOM)."""

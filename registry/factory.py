@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from registry.errors import ConfigError, did_you_mean
-from registry.layers import model_names
+from registry.building import BuildContext
+from registry.errors import ConfigError, RegistryWarning, did_you_mean
+from registry.layers import model_names, orphan_message
 from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
-from registry.resolve import resolve
-from registry.settings import Settings, choose_env, load_settings
+from registry.resolve import explained_fields, resolve, resolve_fields
+from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
 
 if TYPE_CHECKING:
@@ -31,6 +33,22 @@ _RUNTIME_IF_OBJECT = frozenset({"azure_ad_token_provider", "token_counter"})
 
 _shared_pool = HttpClientPool()
 logger = logging.getLogger("modelreg")
+_warned_orphans: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_orphans(settings: Settings, env: str | None) -> None:
+    """Warn once per process about each variable that names no model or environment (typos)."""
+    names = model_names(settings, env)
+    messages = {variable: orphan_message(names, variable) for variable in names.orphans}
+    for origin, name in settings.orphan_environments().items():
+        messages[origin] = orphan_environment_message(settings, origin, name)
+    for variable, message in sorted(messages.items()):
+        with _warned_lock:
+            if variable in _warned_orphans:
+                continue
+            _warned_orphans.add(variable)
+        warnings.warn(message, RegistryWarning, stacklevel=4)
 
 
 @dataclass(frozen=True)
@@ -83,8 +101,10 @@ class ModelRegistry:
         plugins: PluginHost | None = None,
         pool: HttpClientPool | None = None,
         env_from_variables: bool = True,
+        warn_unused_variables: bool = True,
     ) -> None:
         self._env_from_variables = env_from_variables
+        self._warn_unused_variables = warn_unused_variables
         self._plugins = plugins
         self._pool = pool if pool is not None else HttpClientPool()
         self._explicit_env = env
@@ -146,7 +166,7 @@ class ModelRegistry:
             cached: ModelSpec | None = settings.memo.get(key)
             if cached is not None:
                 return cached
-        spec, _ = resolve(settings, self.plugins, name, env=env, overrides=overrides)
+        spec = resolve(settings, self.plugins, name, env=env, overrides=overrides)
         if not overrides:
             settings.memo[key] = spec
         return spec
@@ -157,13 +177,10 @@ class ModelRegistry:
         An unset ``${VAR}`` does not raise here: the field is shown as unset with the variable.
         """
         settings, env = self._state
-        spec, unset = resolve(settings, self.plugins, name, env=env, strict=False)
-        fields = spec.explain()
-        for key, variable in unset.items():
-            fields[key] = ExplainedField(
-                None, spec.sources.get(key, ""), note=f"${{{variable}}} is not set"
-            )
-        return Explanation(spec.name, spec.env, spec.backend, settings.label, fields)
+        resolved = resolve_fields(settings, self.plugins, name, env=env, strict=False)
+        fields = explained_fields(settings, self.plugins, resolved)
+        backend = resolved.fields["backend"].value
+        return Explanation(resolved.name, env, backend, settings.label, fields)
 
     def create(self, name: str | None = None, **overrides: Any) -> BaseModelBackend:
         """Build the backend for ``name``; keyword arguments override any settings field.
@@ -171,10 +188,10 @@ class ModelRegistry:
         ``client`` / ``async_client`` replace the model's SDK clients for this instance; a
         callable ``azure_ad_token_provider`` and a ``token_counter`` instance are passed through.
         """
-        from backends.base import BuildContext
-
         field_overrides, runtime = _split_overrides(overrides)
         spec = self.resolve(name, **field_overrides)
+        if self._warn_unused_variables:
+            _warn_orphans(*self._state)
         backend_cls = self.plugins.backend(spec.backend)
         override = active_override()
         if override is not None:  # models created inside override_clients() keep its clients
@@ -232,30 +249,29 @@ class ModelRegistry:
         base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
-        cache_dir = self._settings_value("tiktoken_cache_dir")
+        options = self._state[0].options
+        directory = options.values.tiktoken_cache_dir
+        cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
 
         def build() -> BaseTokenCounter:
             try:
                 factory = plugins.lookup("token_counters", name)
             except KeyError:
                 known = plugins.names("token_counters")
-                raise ConfigError(
+                message = (
                     f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
                     f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
-                ) from None
+                )
+                raise ConfigError(message) from None
             if name == "openai" and cache_dir is not None:
-                counter: BaseTokenCounter = factory(base, cache_dir=cache_dir)
+                counter: BaseTokenCounter = factory(
+                    base, cache_dir=cache_dir[0], cache_dir_origin=cache_dir[1]
+                )
             else:
                 counter = factory(base)
             return counter
 
         return build
-
-    def _settings_value(self, key: str) -> Any:
-        for layer in self.settings.layers:
-            if layer.data.get(key) is not None:
-                return layer.data[key]
-        return None
 
     def close(self) -> None:
         """Release the HTTP connection pools of the models this registry created."""

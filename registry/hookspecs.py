@@ -14,7 +14,7 @@ through the ``modelreg`` entry-point group::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
@@ -24,7 +24,9 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "modelreg_register_backends",
+    "modelreg_register_capabilities",
     "modelreg_register_client_providers",
+    "modelreg_register_settings_sources",
     "modelreg_register_token_counters",
 ]
 
@@ -65,4 +67,37 @@ def modelreg_register_client_providers(register: Callable[[str, Any], None]) -> 
     ``sync_client(spec)`` and ``async_client(spec)``, each returning a client with
     ``chat.completions.create`` (and ``parse``/``stream`` when those are used), or None to let
     the backend build that side itself. A model selects it with ``client_provider = "name"``.
+    """
+
+
+@hookspec
+def modelreg_register_settings_sources(register: Callable[[str, Any], None]) -> None:
+    """Register secret stores for variables: ``register("aws-secrets", SettingsSource(...))``.
+
+    The object is a :class:`registry.secret_stores.SettingsSource`: ``build(options)`` returns a
+    pydantic-settings source (any ``PydanticBaseSettingsSource``: its ``get_field_value`` is asked
+    for one variable at a time), a callable ``lookup(name) -> str | None``, or None when the
+    store is not configured; ``order`` places it among the stores (secrets dir 30, Key Vault 40,
+    default 50); ``label`` names the origin of its values (``"{name}"`` is the variable). Stores
+    serve ``${VAR}`` references and the backends' credential variables, after the environment
+    and ``.env``; values from them are secrets.
+    """
+
+
+@hookspec
+def modelreg_register_capabilities(register: Callable[[str, Mapping[str, Any]], None]) -> None:
+    """Add or override capabilities of base models: ``register("my-model", {...})``.
+
+    The name is a base model family (``model = "..."`` in settings), matched like the built-in
+    table: exactly or with a snapshot suffix (``my-model-2025-01-01``), case-insensitively. The
+    mapping takes the keys of ``[models.NAME.capabilities]`` (``context_window``,
+    ``max_output_tokens``, ``vision``, ``tools``, ``structured_outputs``, ``responses_api``,
+    ``reasoning``, ``system_messages``, ``rejected_params``, ``max_tokens_param``,
+    ``image_tokens``) plus ``extends`` (start from another family's values), ``source`` and
+    ``notes``; see :mod:`backends.capabilities`.
+
+    Layers, lowest first: the built-in table (registered through this hook by
+    ``backends.builtin``) < plugins < per-model settings. A plugin entry for a built-in name is
+    an override of the fields it gives; two plugins registering the same name clash and
+    neither applies. Invalid data is the plugin's error, reported without its values.
     """

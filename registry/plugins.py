@@ -11,7 +11,6 @@ object is recorded with its distribution and version and affects only the names 
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ __all__ = [
     "get_plugin_host",
 ]
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("backends.builtin",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("backends.builtin", "registry.secret_stores")
 ENTRY_POINT_GROUP = "modelreg"
-_KINDS = ("backends", "token_counters", "client_providers")
+_KINDS = ("backends", "token_counters", "client_providers", "settings_sources")
 
 
 @dataclass
@@ -67,12 +66,18 @@ class PluginInfo:
 
 
 def _check_backend(obj: Any) -> str | None:
+    """A backend is a class with ``from_spec``, ``run``, ``arun`` and a pydantic settings_model.
+
+    Checked by shape, so the registry never imports a backend module itself.
+    """
     from pydantic import BaseModel
 
-    from backends.base import BaseModelBackend
-
-    if not (isinstance(obj, type) and issubclass(obj, BaseModelBackend)):
-        return f"{obj!r} is not a subclass of backends.base.BaseModelBackend"
+    missing = [m for m in ("from_spec", "run", "arun") if not callable(getattr(obj, m, None))]
+    if not isinstance(obj, type) or missing:
+        return (
+            f"{obj!r} is not a backend class (it needs from_spec, run and arun: subclass "
+            "backends.base.BaseModelBackend)"
+        )
     settings_model = getattr(obj, "settings_model", None)
     if not (isinstance(settings_model, type) and issubclass(settings_model, BaseModel)):
         return f"{obj.__name__}.settings_model is not a pydantic model class"
@@ -89,10 +94,19 @@ def _check_client_provider(obj: Any) -> str | None:
     return f"{obj!r} has neither a sync_client(spec) nor an async_client(spec) method"
 
 
+def _check_settings_source(obj: Any) -> str | None:
+    from registry.secret_stores import SettingsSource
+
+    if isinstance(obj, SettingsSource):
+        return None
+    return f"{obj!r} is not a registry.secret_stores.SettingsSource"
+
+
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "backends": _check_backend,
     "token_counters": _check_token_counter,
     "client_providers": _check_client_provider,
+    "settings_sources": _check_settings_source,
 }
 
 
@@ -144,11 +158,13 @@ class _TrackingPluginManager(pluggy.PluginManager):
         return result
 
 
-def _name_list(variable: str) -> set[str] | None:
-    value = os.environ.get(variable)
-    if value is None:
-        return None
-    return {part.strip() for part in value.split(",") if part.strip()}
+def _plugin_filters() -> tuple[set[str] | None, set[str]]:
+    """``MODELREG_PLUGINS`` (None: no limit) and ``MODELREG_DISABLE_PLUGINS``, env then .env."""
+    from registry.options import process_options
+
+    options = process_options().values
+    allowed = set(options.plugins) if options.plugins is not None else None
+    return allowed, set(options.disable_plugins)
 
 
 class PluginHost:
@@ -184,8 +200,7 @@ class PluginHost:
             self._entry_points_loaded = True
             from importlib.metadata import entry_points
 
-            allowed = _name_list("MODELREG_PLUGINS")
-            blocked = _name_list("MODELREG_DISABLE_PLUGINS") or set()
+            allowed, blocked = _plugin_filters()
             for entry_point in entry_points(group=ENTRY_POINT_GROUP):
                 dist = entry_point.dist
                 dist_name = dist.metadata["Name"] if dist is not None else None
@@ -289,6 +304,10 @@ class PluginHost:
     def names(self, kind: str) -> list[str]:
         """Every name of one kind, entry-point plugins included."""
         return self.registrations(with_entry_points=True).names(kind)
+
+    def objects(self, kind: str) -> dict[str, Any]:
+        """Every object of one kind by name, entry-point plugins included."""
+        return dict(self.registrations(with_entry_points=True).objects[kind])
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin (built-in, installed, failed), for ``modelreg plugins``."""

@@ -1,54 +1,92 @@
 """Resolution: from a model name to a validated :class:`ModelSpec`, every value with its origin.
 
-Precedence, highest first (each field independently; tables such as ``config`` merge key by key):
+One pipeline over one structure (:class:`registry.layers.Sourced` per field):
 
-1. keyword arguments to ``create_model`` / ``ModelRegistry.create``
-2. ``MODELREG_*`` environment variables
-3. the same names in ``.env``
-4. ``[environments.<env>.models.<name>]`` in the settings file
-5. ``[models.<name>]`` in the settings file
-6. ``[defaults]`` (``MODELREG_DEFAULTS__*``, ``.env``, ``[environments.<env>.defaults]``, file)
-7. the backend's conventional variables (``AZURE_OPENAI_API_KEY``, ``MODEL_TIMEOUT``, ...)
-8. built-in defaults
+1. the name or alias → the canonical model name (:func:`canonical_name`);
+2. every table that applies, merged in the order of :data:`registry.precedence.LEVELS`
+   (keyword arguments, ``MODELREG_*``, ``.env``, overlay, model table, defaults);
+3. the backend it names, through the plugin manager; fields of another backend are set aside
+   as ignored, fields no backend has are errors with a did-you-mean;
+4. the backend's conventional variables fill what is still unset (level 7);
+5. ``${VAR}`` references are replaced (:mod:`registry.variables`);
+6. validation by the common fields, the backend's settings model and its request-config model;
+   every problem names the model, the field and where its value came from — never the value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import re
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr
 
-from backends.configs import config_problems, validation_problems
 from registry.errors import ConfigError, PluginError, UnknownModelError, did_you_mean
-from registry.layers import ModelNames, default_model_name, merged_tables, model_names
+from registry.layers import (
+    Fields,
+    ModelNames,
+    Sourced,
+    SourcedTable,
+    default_model_name,
+    merged_fields,
+    model_names,
+    origins,
+    plain,
+    secret_paths,
+)
+from registry.masking import escape_control, is_secret_name
+from registry.precedence import CONVENTIONAL_LEVEL, DEFAULTS_LEVEL
 from registry.settings import Settings
-from registry.spec import COMMON_ENV_FALLBACKS, COMMON_FIELD_NAMES, CommonFields, ModelSpec
+from registry.sources import env_name
+from registry.spec import (
+    BUILTIN_SOURCE,
+    COMMON_ENV_FALLBACKS,
+    COMMON_FIELD_NAMES,
+    CommonFields,
+    ExplainedField,
+    IgnoredField,
+    ModelSpec,
+    display,
+    explained,
+)
+from registry.validation import (
+    Problem,
+    config_problems,
+    describe_problems,
+    non_finite_paths,
+    validate,
+)
+from registry.variables import Found, MalformedReference, substitute
 
 __all__ = [
     "BackendCatalog",
     "BackendInfo",
     "ModelNames",
+    "Resolved",
+    "canonical_name",
     "default_model_name",
+    "explained_fields",
     "model_names",
     "resolve",
+    "resolve_fields",
+    "spec_from",
 ]
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLUGIN_FIELDS = {"token_counter": "token_counters", "client_provider": "client_providers"}
 
 
 class BackendInfo(Protocol):
     """What resolution needs to know about a backend class."""
 
     settings_model: ClassVar[type[BaseModel]]
-    config_model: ClassVar[type[BaseModel]]
     env_fallbacks: ClassVar[Mapping[str, tuple[str, ...]]]
 
 
 class BackendCatalog(Protocol):
-    """Where resolution looks backends up (the plugin manager's registrations)."""
+    """Where resolution looks plugins up (the plugin manager's registrations)."""
 
     def backend(self, name: str) -> type[BackendInfo]:
         """Return the backend class registered as ``name``; KeyError or PluginError if none."""
@@ -58,180 +96,35 @@ class BackendCatalog(Protocol):
         """Every registered backend name."""
         ...
 
+    def lookup(self, kind: str, name: str) -> Any:
+        """The object of ``kind`` registered as ``name``; KeyError or PluginError if none."""
+        ...
 
-def _apply_env_fallbacks(
-    settings: Settings,
-    backend_cls: type[BackendInfo],
-    model_data: dict[str, Any],
-    sources: dict[str, str],
-) -> None:
-    """Fill unset fields from the backend's conventional variables (precedence level 7).
-
-    Fields in an exclusive group (credentials) are all-or-nothing: if any of them is set at a
-    higher level, none of the group's variables is consulted; else the first one found wins.
-    """
-    fallbacks = {**COMMON_ENV_FALLBACKS, **backend_cls.env_fallbacks}
-    groups: tuple[tuple[str, ...], ...] = getattr(backend_cls, "exclusive_fallbacks", ())
-    grouped = {key: group for group in groups for key in group}
-    satisfied: set[tuple[str, ...]] = {
-        group for group in groups if any(model_data.get(k) not in (None, "") for k in group)
-    }
-    ordered = sorted(fallbacks, key=lambda k: grouped[k].index(k) if k in grouped else -1)
-    for key in ordered:
-        group = grouped.get(key)
-        if model_data.get(key) not in (None, "") or (group is not None and group in satisfied):
-            continue
-        for variable in fallbacks[key]:
-            found = settings.variable(variable)
-            if found is not None and found[0] != "":
-                model_data[key], sources[key] = found
-                if group is not None:
-                    satisfied.add(group)
-                break
+    def names(self, kind: str) -> list[str]:
+        """Every name of one kind."""
+        ...
 
 
-class _Substituter:
-    """Replaces ``${VAR}`` / ``${VAR:-default}`` in strings, recording which variables it used."""
+@dataclass
+class Resolved:
+    """A model's fields after steps 1-5, before validation."""
 
-    def __init__(self, settings: Settings, model: str, strict: bool) -> None:
-        self.settings = settings
-        self.model = model
-        self.strict = strict
-        self.unset: dict[str, str] = {}
-
-    def apply(self, field: str, value: Any, origin: str) -> tuple[Any, str]:
-        if isinstance(value, str):
-            return self._string(field, value, origin)
-        if isinstance(value, list):
-            return [
-                self._string(field, v, origin)[0] if isinstance(v, str) else v for v in value
-            ], origin
-        return value, origin
-
-    def _string(self, field: str, value: str, origin: str) -> tuple[Any, str]:
-        used: list[str] = []
-        missing: list[str] = []
-
-        def replace(match: re.Match[str]) -> str:
-            var, default = match.group(1), match.group(2)
-            found = self.settings.variable(var)
-            if found is not None:
-                used.append(f"${{{var}}} from {found[1]}")
-                return found[0]
-            if default is not None:
-                used.append(f"${{{var}}} unset, default used")
-                return default
-            missing.append(var)
-            return ""
-
-        result = _VAR.sub(replace, value)
-        if missing:
-            if self.strict:
-                raise ConfigError(
-                    f"model {self.model!r}, field {field!r} ({origin}): variable "
-                    f"${{{missing[0]}}} is not set. Set {missing[0]} in the environment or .env, "
-                    f"or write ${{{missing[0]}:-default}} to give a default."
-                )
-            self.unset[field] = missing[0]
-            return None, origin
-        if used:
-            origin = f"{origin} via {', '.join(used)}"
-        return result, origin
+    name: str
+    env: str | None
+    backend_cls: type[BackendInfo]
+    fields: Fields
+    ignored: dict[str, IgnoredField] = field(default_factory=dict)
+    #: field path -> (the unset variable, where the field's value came from)
+    unset: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: field path -> a remark for ``show`` (a credential variable that was not used...)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
-@functools.cache
-def _allowed_fields(settings_model: type[BaseModel]) -> frozenset[str]:
-    """Common fields plus the backend's own."""
-    return COMMON_FIELD_NAMES | frozenset(settings_model.model_fields)
-
-
-@functools.cache
-def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(
-        name for name, info in model.model_fields.items() if "SecretStr" in repr(info.annotation)
-    )
-
-
-def _origin(sources: Mapping[str, str], field: str) -> str:
-    """Where ``field`` (or the closest enclosing field, for ``config.tools.0.type``) came from."""
-    parts = field.split(".")
-    for size in range(len(parts), 0, -1):
-        origin = sources.get(".".join(parts[:size]))
-        if origin:
-            return origin
-    return "built-in default"
-
-
-def _problems_message(
-    name: str, problems: list[tuple[str, str]], sources: Mapping[str, str]
-) -> str:
-    return "; ".join(
-        f"model {name!r}, field {field!r} ({_origin(sources, field)}): {message}"
-        for field, message in problems
-    )
-
-
-def _lookup_backend(
-    catalog: BackendCatalog, name: str, backend: Any, origin: str
-) -> type[BackendInfo]:
-    if not isinstance(backend, str) or not backend:
-        raise ConfigError(
-            f'model {name!r}: no backend set. Add backend = "azure" (or one of: '
-            f"{', '.join(catalog.backend_names())}) to its table."
-        )
-    try:
-        return catalog.backend(backend)
-    except PluginError as exc:
-        raise PluginError(f"model {name!r}, field 'backend' ({origin}): {exc}") from None
-    except KeyError:
-        known = catalog.backend_names()
-        raise ConfigError(
-            f"model {name!r}, field 'backend' ({origin}): unknown backend {backend!r}."
-            f"{did_you_mean(backend, known)} Registered backends: {', '.join(known)}. "
-            f"A third-party backend needs its plugin installed (see `modelreg plugins`)."
-        ) from None
-
-
-def _check_default_key(catalog: BackendCatalog, key: str, origin: str) -> None:
-    """A ``[defaults]`` key may belong to another backend, but must belong to some backend."""
-    every = set(COMMON_FIELD_NAMES)
-    for name in catalog.backend_names():
-        every.update(_allowed_fields(catalog.backend(name).settings_model))
-    if key not in every:
-        raise ConfigError(
-            f"{origin}: unknown field {key!r} in defaults.{did_you_mean(key, every)} "
-            f"No backend has it; fields: {', '.join(sorted(every))}."
-        )
-
-
-def resolve(
-    settings: Settings,
-    catalog: BackendCatalog,
-    name: str | None,
-    *,
-    env: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    strict: bool = True,
-) -> tuple[ModelSpec, dict[str, str]]:
-    """Resolve ``name`` (or ``default_model``) in ``env`` to a :class:`ModelSpec`.
-
-    Args:
-        settings: the loaded sources.
-        catalog: where backends are looked up.
-        name: a model name or alias; None means ``default_model``.
-        env: the active environment (overlay), or None.
-        overrides: keyword-argument field values (precedence level 1).
-        strict: when False, an unset ``${VAR}`` leaves the field unset instead of raising, and is
-            reported in the returned dict (field -> variable) — for ``show``.
-
-    Returns:
-        The spec, and the fields whose ``${VAR}`` was unset (empty when strict).
-
-    Raises:
-        UnknownModelError: no model or alias of that name.
-        ConfigError: the model's settings are invalid or incomplete.
-    """
+def canonical_name(settings: Settings, name: str | None, env: str | None) -> str:
+    """The model ``name`` (or ``default_model``) stands for in ``env``."""
     names = model_names(settings, env)
+    if not names.names:
+        raise ConfigError(_no_models(settings))
     if name is None:
         found = default_model_name(settings, env)
         if found is None:
@@ -242,99 +135,422 @@ def resolve(
         name = found[0]
         if names.canonical(name) is None:
             raise ConfigError(
-                f"default_model {name!r} ({found[1]}) is not a model or alias."
-                f"{did_you_mean(name, names.all())} Known: {', '.join(names.all()) or 'none'}."
+                f"default_model ({found[1]}) is not a model or alias (the value is not shown)."
+                f"{did_you_mean(name, names.all())} Known: {', '.join(names.all())}."
             )
     canonical = names.canonical(name)
     if canonical is None:
         where = settings.label + (f" (env {env!r})" if env else "")
         raise UnknownModelError(name, names.all(), where=where)
+    return canonical
 
-    model_data, sources, ranks, table_count, defaults_data, default_sources = merged_tables(
-        settings, canonical, env, overrides or {}
-    )
 
-    backend_cls = _lookup_backend(
-        catalog,
-        canonical,
-        model_data.get("backend", defaults_data.get("backend")),
-        sources.get("backend", default_sources.get("backend", "")),
-    )
-    allowed = _allowed_fields(backend_cls.settings_model)
+def _no_models(settings: Settings) -> str:
+    if settings.path is None:
+        return (
+            f"no models are defined: {settings.label[1:-1]}, and no "
+            "MODELREG_MODELS__<NAME>__BACKEND variable defines one. Create settings.toml with a "
+            "[models.NAME] table that sets a backend."
+        )
+    return f"{settings.label} defines no models: add a [models.NAME] table with a backend."
 
-    # A table that sets `backend` starts afresh: another backend's fields from the tables below
-    # it (e.g. Azure fields of [models.chat] when the test overlay says backend = "fake") are
-    # ignored; unknown fields in that table itself or above it are errors.
-    backend_rank = ranks.get("backend", table_count)
-    for key in sorted(model_data.keys() - allowed):
-        if ranks.get(key, 0) > backend_rank:
-            del model_data[key]
-            sources.pop(key, None)
-        else:
-            raise ConfigError(
-                f"model {canonical!r} ({sources[key]}): unknown field {key!r}."
-                f"{did_you_mean(key, allowed)} Fields for backend "
-                f"{model_data.get('backend', defaults_data.get('backend'))!r}: "
-                f"{', '.join(sorted(allowed))}."
-            )
-    for key, value in defaults_data.items():
-        if key not in allowed:
-            _check_default_key(catalog, key, default_sources.get(key, "[defaults]"))
-        elif key not in model_data:
-            model_data[key] = value
-            sources[key] = default_sources[key]
-            sources.update({k: v for k, v in default_sources.items() if k.startswith(f"{key}.")})
-        elif isinstance(value, dict) and isinstance(model_data.get(key), dict):
-            for sub_key, sub_value in value.items():
-                if sub_key not in model_data[key]:
-                    model_data[key][sub_key] = sub_value
-                    sources[f"{key}.{sub_key}"] = default_sources[f"{key}.{sub_key}"]
 
-    _apply_env_fallbacks(settings, backend_cls, model_data, sources)
-
-    substituter = _Substituter(settings, canonical, strict)
-    for key, value in list(model_data.items()):
-        if isinstance(value, dict):
-            for sub_key, sub_value in list(value.items()):
-                path = f"{key}.{sub_key}"
-                value[sub_key], sources[path] = substituter.apply(
-                    path, sub_value, sources.get(path, "")
-                )
-        else:
-            model_data[key], sources[key] = substituter.apply(key, value, sources[key])
-    for key in substituter.unset:
-        if "." not in key:
-            model_data.pop(key, None)
-
-    common_data = {k: v for k, v in model_data.items() if k in COMMON_FIELD_NAMES}
-    backend_data = {k: v for k, v in model_data.items() if k not in COMMON_FIELD_NAMES}
+def _backend_class(catalog: BackendCatalog, name: str, fields: Fields) -> type[BackendInfo]:
+    sourced = fields.get("backend")
+    if sourced is None or sourced.value in (None, ""):
+        raise ConfigError(
+            f'model {name!r}: no backend set. Add backend = "azure" (or one of: '
+            f"{', '.join(catalog.backend_names())}) to its table."
+        )
+    backend, origin = sourced.value, sourced.origin
+    if not isinstance(backend, str):
+        raise ConfigError(
+            f"model {name!r}, field 'backend' ({origin}): must be a string naming a backend "
+            f"({', '.join(catalog.backend_names())}), not {type(backend).__name__}."
+        )
     try:
-        common = CommonFields.model_validate(common_data)
-        options = backend_cls.settings_model.model_validate(backend_data)
-    except ValidationError as exc:
-        raise ConfigError(_problems_message(canonical, validation_problems(exc), sources)) from None
+        return catalog.backend(backend)
+    except PluginError as exc:
+        plugin_problem: str | None = str(exc)
+    except KeyError:
+        plugin_problem = None
+    if plugin_problem is not None:
+        raise PluginError(f"model {name!r}, field 'backend' ({origin}): {plugin_problem}")
+    known = catalog.backend_names()
+    raise ConfigError(
+        f"model {name!r}, field 'backend' ({origin}): not a registered backend (the value is "
+        f"not shown).{did_you_mean(backend, known)} Registered backends: {', '.join(known)}. "
+        "A third-party backend needs its plugin installed (see `modelreg plugins`)."
+    )
 
-    config = _validate_config(canonical, backend_cls, common.config, sources)
+
+@functools.cache
+def _allowed_fields(settings_model: type[BaseModel]) -> frozenset[str]:
+    """Common fields plus the backend's own."""
+    return COMMON_FIELD_NAMES | frozenset(settings_model.model_fields)
+
+
+def _owners(catalog: BackendCatalog, key: str) -> list[str]:
+    """The registered backends that have a field called ``key``."""
+    return [
+        name
+        for name in catalog.backend_names()
+        if key in _allowed_fields(catalog.backend(name).settings_model)
+    ]
+
+
+def _set_aside_foreign(catalog: BackendCatalog, resolved: Resolved) -> None:
+    """Ignore another backend's fields; a field no backend has is an error (step 3)."""
+    fields = resolved.fields
+    allowed = _allowed_fields(resolved.backend_cls.settings_model)
+    backend = fields["backend"]
+    for key in sorted(fields.keys() - allowed):
+        sourced = fields.pop(key)
+        owners = _owners(catalog, key)
+        if sourced.level == DEFAULTS_LEVEL and owners:
+            continue  # [defaults] serve every backend
+        if not owners:
+            everything = allowed if sourced.level != DEFAULTS_LEVEL else _every_field(catalog)
+            raise ConfigError(
+                f"model {resolved.name!r} ({sourced.origin}): unknown field "
+                f"{escape_control(repr(key))}.{did_you_mean(key, everything)} Fields for backend "
+                f"{backend.value!r}: {', '.join(sorted(allowed))}."
+            )
+        resolved.ignored[key] = IgnoredField(
+            display(key, plain({key: sourced})[key]),
+            sourced.origin,
+            f"backend {backend.value!r} has no field {key!r} (backend {', '.join(owners)} has)",
+            suspicious=sourced.rank <= backend.rank,
+        )
+    if "aliases" in fields and fields["aliases"].level == DEFAULTS_LEVEL:
+        raise ConfigError(
+            f"{fields['aliases'].origin}: aliases cannot be a default (each alias names one "
+            "model); set them in the model's own table."
+        )
+
+
+def _every_field(catalog: BackendCatalog) -> set[str]:
+    every = set(COMMON_FIELD_NAMES)
+    for name in catalog.backend_names():
+        every |= _allowed_fields(catalog.backend(name).settings_model)
+    return every
+
+
+def _apply_conventional(settings: Settings, resolved: Resolved) -> None:
+    """Fill unset fields from the backend's conventional variables (step 4).
+
+    Fields in an exclusive group (credentials) are all-or-nothing: if any of them is set at a
+    higher level, none of the group's variables is consulted; else the first one found wins.
+    """
+    backend_cls, fields = resolved.backend_cls, resolved.fields
+    secret = _secret_fields(backend_cls.settings_model)
+    fallbacks = {**COMMON_ENV_FALLBACKS, **backend_cls.env_fallbacks}
+    groups: tuple[tuple[str, ...], ...] = getattr(backend_cls, "exclusive_fallbacks", ())
+    grouped = {key: group for group in groups for key in group}
+    satisfied = {group for group in groups if any(_is_set(fields, key) for key in group)}
+    ordered = sorted(fallbacks, key=lambda k: grouped[k].index(k) if k in grouped else -1)
+    for key in ordered:
+        group = grouped.get(key)
+        if _is_set(fields, key) or (group is not None and group in satisfied):
+            continue
+        for variable in fallbacks[key]:
+            found = settings.variable(variable, secret_stores=key in secret)
+            if found is not None and found.value != "":
+                fields[key] = Sourced(
+                    found.value, found.origin, CONVENTIONAL_LEVEL, 1 << 29, secret=found.secret
+                )
+                if group is not None:
+                    satisfied.add(group)
+                break
+    _note_unused_credentials(settings, resolved, fallbacks, groups)
+
+
+def _note_unused_credentials(
+    settings: Settings,
+    resolved: Resolved,
+    fallbacks: Mapping[str, tuple[str, ...]],
+    groups: tuple[tuple[str, ...], ...],
+) -> None:
+    """Say when a credential variable is set but another credential was chosen (one per model)."""
+    for group in groups:
+        chosen = next((key for key in group if _is_set(resolved.fields, key)), None)
+        if chosen is None:
+            continue
+        for key in group:
+            if key == chosen or _is_set(resolved.fields, key):
+                continue
+            for variable in fallbacks.get(key, ()):
+                if settings.variable(variable, secret_stores=False) is not None:
+                    resolved.notes[key] = (
+                        f"{variable} is set but not used: {chosen} "
+                        f"({resolved.fields[chosen].origin}) is chosen (one credential per model)"
+                    )
+                    break
+
+
+def _is_set(fields: Fields, key: str) -> bool:
+    sourced = fields.get(key)
+    return sourced is not None and sourced.value not in (None, "")
+
+
+class _Substitution:
+    """Step 5: ``${VAR}`` in every string of every field, recording origins and unset names."""
+
+    def __init__(self, settings: Settings, resolved: Resolved, strict: bool) -> None:
+        self.settings = settings
+        self.resolved = resolved
+        self.strict = strict
+
+    def run(self) -> None:
+        fields = self.resolved.fields
+        for key, sourced in list(fields.items()):
+            if isinstance(sourced.value, SourcedTable):
+                table = sourced.value
+                for sub_key, sub in list(table.items()):
+                    replaced = self._field(f"{key}.{sub_key}", sub)
+                    if replaced is None:
+                        del table[sub_key]
+                    else:
+                        table[sub_key] = replaced
+            else:
+                replaced = self._field(key, sourced)
+                if replaced is None:
+                    del fields[key]
+                else:
+                    fields[key] = replaced
+
+    def _field(self, path: str, sourced: Sourced) -> Sourced | None:
+        used: list[Found] = []
+        missing: list[str] = []
+        value = self._walk(path, sourced, sourced.value, used, missing)
+        if missing:
+            if self.strict:
+                variable = missing[0]
+                raise ConfigError(
+                    f"model {self.resolved.name!r}, field {path!r} ({sourced.origin}): variable "
+                    f"${{{variable}}} is not set (looked in: "
+                    f"{', '.join(self.settings.variables.where(variable))}). Set {variable}, or "
+                    f"write ${{{variable}:-default}} to give a default."
+                )
+            self.resolved.unset[path] = (missing[0], sourced.origin)
+            return None
+        if not used:
+            return sourced
+        origin = f"{sourced.origin} via {', '.join(found.origin for found in used)}"
+        secret = sourced.secret or any(found.secret for found in used)
+        return Sourced(value, origin, sourced.level, sourced.rank, secret=secret)
+
+    def _walk(
+        self, path: str, sourced: Sourced, value: Any, used: list[Found], missing: list[str]
+    ) -> Any:
+        if isinstance(value, str) and "$" not in value:
+            return value
+        if isinstance(value, str):
+            try:
+                text, found, unset = substitute(value, self.settings.variable)
+            except MalformedReference as exc:
+                problem = str(exc)
+            else:
+                used.extend(found)
+                missing.extend(unset)
+                return text
+            raise ConfigError(
+                f"model {self.resolved.name!r}, field {path!r} ({sourced.origin}): malformed "
+                f"reference: {problem} (the value is not shown)."
+            )
+        if isinstance(value, list):
+            return [self._walk(path, sourced, item, used, missing) for item in value]
+        if isinstance(value, dict):
+            return {k: self._walk(path, sourced, v, used, missing) for k, v in value.items()}
+        return value
+
+
+def resolve_fields(
+    settings: Settings,
+    catalog: BackendCatalog,
+    name: str | None,
+    *,
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> Resolved:
+    """Steps 1-5: a model's fields with their origins, not yet validated."""
+    canonical = canonical_name(settings, name, env)
+    fields = merged_fields(settings, canonical, env, overrides or {})
+    resolved = Resolved(canonical, env, _backend_class(catalog, canonical, fields), fields)
+    _set_aside_foreign(catalog, resolved)
+    _apply_conventional(settings, resolved)
+    _Substitution(settings, resolved, strict).run()
+    return resolved
+
+
+@functools.cache
+def _secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields typed SecretStr, or named like a secret even when typed ``str``."""
+    return frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if SecretStr in _types(info.annotation) or is_secret_name(name)
+    )
+
+
+def _types(annotation: Any) -> set[Any]:
+    return {annotation, *typing.get_args(annotation)}
+
+
+def _required_message(settings: Settings, resolved: Resolved, path: str) -> str:
+    if path in resolved.unset:
+        variable = resolved.unset[path][0]
+        return f"is not set: ${{{variable}}} is unset. Set {variable} in the environment or .env"
+    name = resolved.name
+    return (
+        f"is required and set nowhere: add {path} = ... to [models.{name}] in {settings.label}, "
+        f"set {env_name(('models', name, path))}, or pass {path}=... to create_model"
+    )
+
+
+def _plugin_problems(catalog: BackendCatalog, common: CommonFields) -> list[Problem]:
+    """An unknown ``token_counter`` or ``client_provider`` name, with a did-you-mean."""
+    problems: list[Problem] = []
+    for field_name, kind in _PLUGIN_FIELDS.items():
+        value = getattr(common, field_name)
+        if value is None:
+            continue
+        try:
+            catalog.lookup(kind, value)
+        except PluginError as exc:
+            problems.append((field_name, str(exc)))
+        except KeyError:
+            known = catalog.names(kind)
+            what = kind[:-1].replace("_", " ")
+            problems.append(
+                (
+                    field_name,
+                    f"not a registered {what} (the value is not shown).{did_you_mean(value, known)}"
+                    f" Registered: {', '.join(known) or 'none'} (plugins add more; see "
+                    "`modelreg plugins`).",
+                )
+            )
+    return problems
+
+
+def _validated(
+    settings: Settings, catalog: BackendCatalog, resolved: Resolved
+) -> tuple[CommonFields | None, BaseModel | None, dict[str, Any], list[Problem]]:
+    """Step 6: the common fields, the backend's options, the request config, and problems."""
+    values = plain(resolved.fields)
+    problems: list[Problem] = []
+    backend_cls = resolved.backend_cls
+    common_data = {k: v for k, v in values.items() if k in COMMON_FIELD_NAMES}
+    common, found = validate(CommonFields, common_data)
+    problems += found
+    options, found = validate(
+        backend_cls.settings_model, {k: v for k, v in values.items() if k not in COMMON_FIELD_NAMES}
+    )
+    problems += found
+    config: dict[str, Any] = {}
+    if isinstance(common, CommonFields):
+        config_model = getattr(backend_cls, "config_model", None)
+        if config_model is not None:
+            validated, found = config_problems(common.config, config_model)
+            problems += found
+            if validated is not None:
+                config = {key: getattr(validated, key) for key in validated.model_fields_set}
+        else:
+            config = dict(common.config)
+        problems += _plugin_problems(catalog, common)
+    reported = {path for path, _ in problems}
+    problems += [
+        (path, "must be a finite number and nested at most 100 levels (no NaN or infinity)")
+        for path in non_finite_paths(values)
+        if path not in reported
+    ]
+    problems = [
+        (path, _required_message(settings, resolved, path) if msg == "Field required" else msg)
+        for path, msg in dict.fromkeys(problems)
+    ]
+    return (common if isinstance(common, CommonFields) else None), options, config, problems
+
+
+def spec_from(settings: Settings, catalog: BackendCatalog, resolved: Resolved) -> ModelSpec:
+    """Validate resolved fields into a :class:`ModelSpec` (step 6)."""
+    common, options, config, problems = _validated(settings, catalog, resolved)
+    sources = origins(resolved.fields)
+    if problems or common is None or options is None:
+        raise ConfigError(describe_problems(resolved.name, problems, sources))
     for key in list(sources):
         if key.startswith("config.") and key[7:] not in config:
             del sources[key]
-    spec = ModelSpec(
-        name=canonical,
-        env=env,
+    return ModelSpec(
+        name=resolved.name,
+        env=resolved.env,
         common=common,
         options=options,
         config=config,
-        sources={k: v for k, v in sources.items() if v},
-        secret_fields=_secret_fields(backend_cls.settings_model),
+        sources=sources,
+        secret_fields=_secret_fields(resolved.backend_cls.settings_model),
+        ignored=dict(resolved.ignored),
+        secret_values=secret_paths(resolved.fields),
     )
-    return spec, dict(substituter.unset)
 
 
-def _validate_config(
-    name: str, backend_cls: type[BackendInfo], config: Mapping[str, Any], sources: Mapping[str, str]
-) -> dict[str, Any]:
-    """Validate ``[models.<name>.config]`` against the backend's config model."""
-    validated, problems = config_problems(config, backend_cls.config_model)
-    if validated is None:
-        raise ConfigError(_problems_message(name, problems, sources))
-    return {key: getattr(validated, key) for key in validated.model_fields_set}
+def resolve(
+    settings: Settings,
+    catalog: BackendCatalog,
+    name: str | None,
+    *,
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ModelSpec:
+    """Resolve ``name`` (or ``default_model``) in ``env`` to a :class:`ModelSpec`.
+
+    Raises:
+        UnknownModelError: no model or alias of that name.
+        ConfigError: the model's settings are invalid or incomplete.
+    """
+    resolved = resolve_fields(settings, catalog, name, env=env, overrides=overrides)
+    return spec_from(settings, catalog, resolved)
+
+
+def explained_fields(
+    settings: Settings, catalog: BackendCatalog, resolved: Resolved
+) -> dict[str, ExplainedField]:
+    """Every field with its value (secrets ``***``) and source, for ``modelreg show``.
+
+    Fields whose ``${VAR}`` is unset are shown as unset with the variable — even a required
+    one — while any other problem raises as :func:`resolve` would.
+    """
+    problems = _validated(settings, catalog, resolved)[3]
+    blocking = [p for p in problems if p[0] not in resolved.unset]
+    if blocking:
+        raise ConfigError(describe_problems(resolved.name, blocking, origins(resolved.fields)))
+    if not problems:
+        fields = spec_from(settings, catalog, resolved).explain()
+    else:
+        fields = _unvalidated_fields(resolved)
+    for path, (variable, origin) in resolved.unset.items():
+        fields[path] = ExplainedField(None, origin, note=f"${{{variable}}} is not set")
+    for path, note in resolved.notes.items():
+        if path in fields:
+            fields[path] = dataclasses.replace(fields[path], note=note)
+    return dict(sorted(fields.items()))
+
+
+def _unvalidated_fields(resolved: Resolved) -> dict[str, ExplainedField]:
+    """The resolved values as they are (validation could not finish: a variable is unset)."""
+    values = plain(resolved.fields)
+    sources = origins(resolved.fields)
+    secret = _secret_fields(resolved.backend_cls.settings_model) | secret_paths(resolved.fields)
+    shown: dict[str, ExplainedField] = {}
+    models = (CommonFields, resolved.backend_cls.settings_model)
+    for key, info in ((k, i) for m in models for k, i in m.model_fields.items()):
+        if key == "config":
+            for sub, value in (values.get("config") or {}).items():
+                path = f"config.{sub}"
+                name = sub if isinstance(value, Mapping) else ""
+                shown[path] = explained(value, sources[path], name=name, secret=path in secret)
+            continue
+        value = values[key] if key in values else info.get_default(call_default_factory=True)
+        source = sources.get(key, BUILTIN_SOURCE)
+        shown[key] = explained(value, source, name=key, secret=key in secret)
+    return shown

@@ -6,26 +6,57 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from registry.layers import BUILTIN_SOURCE, KWARG_SOURCE
+from registry.masking import MASK, Redacted, masked, redact
+from registry.precedence import BUILTIN_SOURCE, KWARG_SOURCE
+from registry.validation import not_a_bool
 
-__all__ = ["BUILTIN_SOURCE", "KWARG_SOURCE", "CommonFields", "ExplainedField", "ModelSpec"]
+__all__ = [
+    "BUILTIN_SOURCE",
+    "COMMON_ENV_FALLBACKS",
+    "COMMON_FIELD_NAMES",
+    "KWARG_SOURCE",
+    "CommonFields",
+    "ExplainedField",
+    "IgnoredField",
+    "ModelSpec",
+    "display",
+    "explained",
+]
 
 
 class CommonFields(BaseModel):
     """Fields every ``[models.<name>]`` table may set, whatever its backend."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    backend: str
-    model: str | None = Field(None, description="base model: picks the tokenizer")
+    backend: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1, description="base model: picks the tokenizer")
     aliases: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     timeout: float = Field(180.0, gt=0, description="seconds per request")
     max_retries: int = Field(3, ge=0, le=100)
-    token_counter: str | None = None
-    client_provider: str | None = None
+    token_counter: str | None = Field(None, min_length=1)
+    client_provider: str | None = Field(None, min_length=1)
+
+    @field_validator("config")
+    @classmethod
+    def _redacted(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return redact(value)
+
+    @field_validator("timeout", "max_retries", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return not_a_bool(value)
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``MODELREG_MODELS__CHAT__ALIASES=a,b`` (as well as a JSON list)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 COMMON_FIELD_NAMES = frozenset(CommonFields.model_fields)
@@ -51,6 +82,43 @@ class ExplainedField:
 
 
 @dataclass(frozen=True)
+class IgnoredField:
+    """A field the model's backend does not have, set where another backend's would be."""
+
+    value: Any
+    source: str
+    reason: str
+    #: Set in the table that chose the backend or above it: probably meant for this model.
+    suspicious: bool
+
+
+def display(key: str, value: Any) -> Any:
+    """``value`` of field or config key ``key`` as shown: JSON-friendly, secrets ``***``."""
+    shown = masked(value, key=key)
+    return _jsonable(shown)
+
+
+def explained(value: Any, source: str, *, name: str, secret: bool) -> ExplainedField:
+    """One value as shown: ``***`` for a secret (by field or by where it came from)."""
+    secret = secret and value is not None
+    return ExplainedField(MASK if secret else display(name, value), source, secret)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return f"<{type(value).__name__}>"
+    if isinstance(value, type):
+        return f"<class {value.__module__}.{value.__qualname__}>"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model after resolution: aliases, environment overlay, defaults and ``${VAR}`` applied.
 
@@ -61,6 +129,9 @@ class ModelSpec:
         options: the backend's own fields, validated by the model the backend registered.
         config: the validated request configuration (unset keys dropped).
         sources: where each field came from, keyed by field name (``config.<key>`` for config).
+        ignored: fields of another backend that this model's backend does not have.
+        secret_fields: fields that hold secrets by their type or name.
+        secret_values: fields (dotted paths) whose value came from a secret store.
     """
 
     name: str
@@ -70,6 +141,12 @@ class ModelSpec:
     config: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
     secret_fields: frozenset[str] = frozenset()
+    ignored: Mapping[str, IgnoredField] = field(default_factory=dict)
+    secret_values: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, Redacted):
+            object.__setattr__(self, "config", redact(dict(self.config)))
 
     @property
     def backend(self) -> str:
@@ -90,39 +167,22 @@ class ModelSpec:
             if key == "config":
                 for config_key, config_value in sorted(self.config.items()):
                     path = f"config.{config_key}"
-                    shown = _display(config_value)
-                    explained[path] = ExplainedField(shown, self.sources.get(path, BUILTIN_SOURCE))
+                    name = config_key if isinstance(config_value, Mapping) else ""
+                    explained[path] = self._field(path, name, config_value)
                 continue
-            secret = key in self.secret_fields or isinstance(value, SecretStr)
-            shown = "***" if secret and value is not None else _display(value)
-            explained[key] = ExplainedField(shown, self.sources.get(key, BUILTIN_SOURCE), secret)
+            explained[key] = self._field(key, key, value)
+        for key, ignored in sorted(self.ignored.items()):
+            explained[key] = ExplainedField(
+                display(key, ignored.value), ignored.source, note=f"ignored: {ignored.reason}"
+            )
         return explained
+
+    def _field(self, path: str, name: str, value: Any) -> ExplainedField:
+        secret = path in self.secret_fields or path in self.secret_values
+        return explained(value, self.sources.get(path, BUILTIN_SOURCE), name=name, secret=secret)
 
     def __repr__(self) -> str:
         return (
             f"ModelSpec(name={self.name!r}, env={self.env!r}, backend={self.backend!r}, "
             f"model={self.common.model!r})"
         )
-
-
-_SECRET_KEY_WORDS = ("key", "token", "secret", "password", "authorization", "credential")
-
-
-def _display(value: Any) -> Any:
-    """A JSON-friendly value for display; secrets (also inside dicts) become ``***``."""
-    if isinstance(value, SecretStr):
-        return "***"
-    if isinstance(value, BaseModel):
-        return f"<{type(value).__name__}>"
-    if isinstance(value, type):
-        return f"<class {value.__module__}.{value.__qualname__}>"
-    if isinstance(value, Mapping):
-        return {
-            str(k): "***" if any(w in str(k).lower() for w in _SECRET_KEY_WORDS) else _display(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_display(item) for item in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)

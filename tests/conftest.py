@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from registry import factory
 from registry.plugins import reset_plugin_host
 from tests.azure_server import AzureServer
 
@@ -42,6 +43,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     work.mkdir()
     monkeypatch.chdir(work)
     reset_plugin_host()
+    factory._warned_orphans.clear()
     yield work
     reset_plugin_host()
 

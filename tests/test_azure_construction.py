@@ -44,7 +44,7 @@ def test_env_fallbacks(
     monkeypatch: pytest.MonkeyPatch, variable: str, attribute: str, value: Any
 ) -> None:
     monkeypatch.setenv(variable, str(value))
-    arguments: dict[str, Any] = {"api_key": "k", "url": URL, "api_version": "v"}
+    arguments: dict[str, Any] = {"api_key": "k", "url": URL, "api_version": "2024-10-21"}
     arguments.pop({"url": "url", "api_version": "api_version", "timeout": "x"}[attribute], None)
     model = AzureOpenAIModel("d", **arguments)
     assert getattr(model, attribute) == value
@@ -53,10 +53,10 @@ def test_env_fallbacks(
 def test_camel_name_beats_sdk_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_BASE_URL", "https://camel.example.com")
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://sdk.example.com")
-    monkeypatch.setenv("AZURE_API_VERSION", "camel")
-    monkeypatch.setenv("OPENAI_API_VERSION", "sdk")
+    monkeypatch.setenv("AZURE_API_VERSION", "2024-10-21")
+    monkeypatch.setenv("OPENAI_API_VERSION", "2024-06-01")
     model = AzureOpenAIModel("d", api_key="k")
-    assert (model.url, model.api_version) == ("https://camel.example.com", "camel")
+    assert (model.url, model.api_version) == ("https://camel.example.com", "2024-10-21")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_camel_name_beats_sdk_name(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_credential_variables(monkeypatch: pytest.MonkeyPatch, variable: str, mode: str) -> None:
     monkeypatch.setenv(variable, "value")
-    assert AzureOpenAIModel("d", url=URL, api_version="v").auth_mode == mode
+    assert AzureOpenAIModel("d", url=URL, api_version="2024-10-21").auth_mode == mode
 
 
 def test_explicit_key_ignores_token_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +105,7 @@ def test_auth_mode_combinations_never_mutually_exclusive(
 
 def test_missing_endpoint_fails_fast() -> None:
     with pytest.raises(ConfigError) as caught:
-        AzureOpenAIModel("d", api_key="k", api_version="v")
+        AzureOpenAIModel("d", api_key="k", api_version="2024-10-21")
     message = str(caught.value)
     assert "endpoint" in message and "AZURE_OPENAI_BASE_URL" in message
     assert "AZURE_OPENAI_ENDPOINT" in message
@@ -146,10 +146,11 @@ def test_kwargs_go_to_client() -> None:
     assert model.client.default_headers["x-team"] == "search"
 
 
-def test_bad_client_kwarg_is_config_error() -> None:
-    model = make(not_a_client_option=1)
-    with pytest.raises(ConfigError, match="not_a_client_option"):
-        _ = model.client
+def test_bad_client_kwarg_is_config_error_at_construction() -> None:
+    with pytest.raises(ConfigError, match=r"not_a_client_option.*Accepted: .*default_headers"):
+        make(not_a_client_option=1)
+    with pytest.raises(ConfigError, match="use the field 'endpoint'"):
+        make(azure_endpoint="https://elsewhere.example.com")
 
 
 class FakeClient:

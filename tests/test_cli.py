@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,24 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.azure_server import AzureServer
+from tests.helpers import modelreg
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m registry`` in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items()}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=60,
-    )
+run = modelreg
 
 
 @pytest.fixture
@@ -102,8 +89,14 @@ def test_check_lists_every_problem(write_settings: Callable[[str], Path]) -> Non
     joined = "\n".join(report["errors"])
     assert "'tiemout'" in joined and "Did you mean 'timeout'" in joined
     assert "no Azure endpoint" in joined
-    assert "unknown backend 'nope'" in joined
-    assert len(report["errors"]) >= 4  # a and b in both environments, plus the overlay
+    assert "field 'backend'" in joined and "not a registered backend" in joined
+    # b fails the same way in both environments: reported once, naming both
+    problems = {p["message"]: p["environments"] for p in report["problems"]}
+    assert [envs for msg, envs in problems.items() if "'tiemout'" in msg] == [["none"]]
+    assert [envs for msg, envs in problems.items() if "no Azure endpoint" in msg] == [
+        ["none", "prod"]
+    ]
+    assert report["checked"] == 2  # models, not models x environments
 
 
 def test_user_error_exit_1_without_traceback(write_settings: Callable[[str], Path]) -> None:

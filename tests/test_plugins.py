@@ -122,7 +122,7 @@ def test_client_provider_switched_on_by_variable(
         backend = "azure"
         deployment = "d"
         endpoint = "{server.base_url}"
-        api_version = "v"
+        api_version = "2024-10-21"
         api_key = "test-key"
         """
     )
@@ -159,7 +159,7 @@ def test_installed_plugin_kept_out(
     write_settings(FAKE_AND_AZURE.replace("{backend}", "echo"))
     monkeypatch.setenv(variable, value)
     registry = ModelRegistry.from_settings()
-    with pytest.raises(ConfigError, match="unknown backend 'echo'"):
+    with pytest.raises(ConfigError, match="not a registered backend"):
         registry.create("needs_plugin")
     assert registry.create("ok").run(MESSAGES).choices[0].message.content == "still working"
 
@@ -254,10 +254,10 @@ def test_plugin_registering_bad_objects(write_settings: Callable[[str], Path], s
     write_settings(
         FAKE_AND_AZURE.replace("{backend}", "notabackend")
         + '\n[models.az]\nbackend = "azure"\ndeployment = "d"\nendpoint = "https://x.example.com"\n'
-        'api_version = "v"\napi_key = "k"\n'
+        'api_version = "2024-10-21"\napi_key = "k"\n'
     )
     registry = ModelRegistry.from_settings()
-    with pytest.raises(PluginError, match=r"sloppy-plugin 1\.0.*not a subclass of"):
+    with pytest.raises(PluginError, match=r"sloppy-plugin 1\.0.*not a backend class"):
         registry.create("needs_plugin")
     assert type(registry.create("az")).__name__ == "AzureOpenAIModel"  # the built-in kept its name
     errors = {p.name: p for p in get_plugin_host().plugins()}["sloppy_plugin"].errors
@@ -323,7 +323,7 @@ def test_plugin_registered_for_one_test(write_settings: Callable[[str], Path]) -
         assert plugin.client.calls[0]["model"] == "d"
     finally:
         host.pm.unregister(name="one-test")
-    with pytest.raises(ConfigError, match="no client provider 'scripted'"):
+    with pytest.raises(ConfigError, match="not a registered client provider"):
         create_model("m")
 
 
@@ -366,7 +366,7 @@ def test_provider_client_missing_methods(write_settings: Callable[[str], Path]) 
 def azure_model(write_settings: Callable[[str], Path]) -> Any:
     write_settings(
         '[models.m]\nbackend = "azure"\ndeployment = "d"\nendpoint = "https://unused.example.com"\n'
-        'api_version = "v"\napi_key = "k"\n'
+        'api_version = "2024-10-21"\napi_key = "k"\n'
     )
     return create_model("m")
 
@@ -517,7 +517,7 @@ def test_plugin_written_from_readme(
         backend = "azure"
         deployment = "policy"
         endpoint = "{server.base_url}"
-        api_version = "v"
+        api_version = "2024-10-21"
         api_key = "test-key"
         client_provider = "acme-rl"
         """
@@ -540,4 +540,5 @@ def test_plugin_written_from_readme(
         "backends": ["acme"],
         "token_counters": ["acme-words"],
         "client_providers": ["acme-rl"],
+        "settings_sources": [],
     }

@@ -207,7 +207,11 @@ def test_config_response_format_with_stream(server: AzureServer) -> None:
 
 def test_ad_token_sent_as_bearer(server: AzureServer) -> None:
     model = AzureOpenAIModel(
-        "d", azure_ad_token="token-static", url=server.base_url, api_version="v", max_retries=0
+        "d",
+        azure_ad_token="token-static",
+        url=server.base_url,
+        api_version="2024-10-21",
+        max_retries=0,
     )
     model.run(MESSAGES)
     headers = server.requests[-1].headers
@@ -226,7 +230,7 @@ def test_token_provider_called_on_every_request(server: AzureServer) -> None:
         azure_ad_token_provider=provider,
         api_key="ignored-key",
         url=server.base_url,
-        api_version="v",
+        api_version="2024-10-21",
         max_retries=0,
     )
     for _ in range(3):
@@ -251,7 +255,11 @@ def test_async_token_provider_for_async_client(server: AzureServer) -> None:
         return f"token-async-{next(counter)}"
 
     model = AzureOpenAIModel(
-        "d", azure_ad_token_provider=provider, url=server.base_url, api_version="v", max_retries=0
+        "d",
+        azure_ad_token_provider=provider,
+        url=server.base_url,
+        api_version="2024-10-21",
+        max_retries=0,
     )
 
     async def calls() -> list[str]:

@@ -190,3 +190,143 @@ def test_config_error_for_secret_field_never_echoes_value(planted: ModelRegistry
     assert "timeout" in str(caught.value)
     assert isinstance(caught.value, RegistryError)
     assert_clean(str(caught.value), "broken model error")
+
+
+# -- every source, every field, every output (issue: nothing that may be secret is echoed) ----
+
+PLANTED = {
+    "extra_header": "sk-extra-header-1a2b",
+    "client_auth": "sk-client-auth-3c4d",
+    "cookie": "session=sk-cookie-5e6f",
+    "userinfo": "sk-userinfo-7a8b",
+    "query": "sk-query-9c0d",
+    "endpoint_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "endpoint_var": "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    "timeout_var": "sk-timeout-var-2468",
+    "timeout_file": "sk-timeout-file-1357",
+    "dotenv_key": "sk-dotenv-key-8642",
+    "json_var": "sk-json-var-9753",
+    "bad_ref": "sk-bad-ref-1111",
+    "linebreak": "sk-line-break-2222",
+}
+
+
+def _chain(exc: BaseException) -> str:
+    """Every exception in the chain (__cause__ and __context__), as text and repr."""
+    import traceback
+
+    seen: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 20:
+        seen.append(f"{current!s} {current!r} {vars(current)!r}")
+        current = current.__cause__ or current.__context__
+    seen.append("".join(traceback.format_exception(exc)))
+    return "\n".join(seen)
+
+
+def _everything_about(obj: object) -> str:
+    text = [repr(obj), str(obj)]
+    try:
+        attributes = vars(obj)
+    except TypeError:
+        attributes = {}
+    text.append(repr(attributes))
+    text.extend(repr(value) for value in attributes.values())
+    return "\n".join(text)
+
+
+def test_planted_everywhere_never_printed(
+    write_settings: Callable[[str], Path],
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: AzureServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.api_keys = {"good-key"}
+    url = server.base_url
+    p = PLANTED
+    write_settings(
+        f"""
+        [defaults]
+        backend = "azure"
+        api_version = "2024-10-21"
+        endpoint = "{url}"
+        max_retries = 0
+        [models.headers]
+        deployment = "d1"
+        api_key = "good-key"
+        client_kwargs = {{ default_headers = {{ "X-Client-Auth" = "{p["client_auth"]}", Cookie = "{p["cookie"]}", "User-Agent" = "planted-test" }}, websocket_base_url = "wss://u:{p["userinfo"]}@ws.example.com/?api-key={p["query"]}" }}
+        config = {{ extra_headers = {{ "X-Extra" = "{p["extra_header"]}" }} }}
+        [models.endpoint_key]
+        deployment = "d2"
+        endpoint = "{p["endpoint_key"]}"
+        [models.endpoint_var]
+        deployment = "d3"
+        endpoint = "${{MISSING_FOR_FALLBACK:-https://ok.example.com}}"
+        [models.timeout_file]
+        deployment = "d4"
+        timeout = "{p["timeout_file"]}"
+        [models.bad_ref]
+        deployment = "${{{p["bad_ref"]}"
+        [models.linebreak]
+        deployment = "d5"
+        api_key = "{p["linebreak"]}\\nsecond-line"
+        [models.variable_only]
+        deployment = "d6"
+        """
+    )
+    (isolated / ".env").write_text(f"AZURE_OPENAI_API_KEY={p['dotenv_key']}\n")
+    monkeypatch.setenv("MODELREG_MODELS", json.dumps({"json_only": {"api_key": p["json_var"]}}))
+    outputs: list[tuple[str, str]] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = ModelRegistry.from_settings()
+        outputs.append(("settings", _everything_about(registry.settings)))
+        outputs.append(("registry", _everything_about(registry)))
+        for name in registry.names():
+            try:
+                spec = registry.resolve(name)
+                outputs.append((f"spec {name}", _everything_about(spec)))
+                outputs.append((f"options {name}", _everything_about(spec.options)))
+                outputs.append((f"common {name}", _everything_about(spec.common)))
+                outputs.append((f"explain {name}", json.dumps(registry.explain(name).to_dict())))
+                model = registry.create(name)
+                outputs.append((f"model {name}", _everything_about(model)))
+                model.run([{"role": "user", "content": "hi"}])
+            except Exception as exc:
+                outputs.append((f"exception {name}", _chain(exc)))
+        for argv in (["list"], ["check"], *[["show", n] for n in registry.names()]):
+            for flag in ([], ["--json"]):
+                code, text = cli([*argv, *flag], capsys)
+                outputs.append((f"cli {argv} {flag} exit {code}", text))
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", p["endpoint_var"])
+        (isolated / ".env").write_text(f"MODEL_TIMEOUT={p['timeout_var']}\n")
+        for argv in (["check"], ["show", "headers"], ["chat", "headers", "x"]):
+            code, text = cli(argv, capsys)
+            outputs.append((f"cli {argv} with bad MODEL_TIMEOUT exit {code}", text))
+            assert code == 1 and "MODEL_TIMEOUT" in text
+        monkeypatch.setenv("MODEL_TIMEOUT", p["timeout_var"])
+        from backends.azure import AzureOpenAIModel
+
+        for build in (
+            lambda: AzureOpenAIModel("d", api_key="k", api_version="2024-10-21"),
+            lambda: AzureOpenAIModel("d", api_key="k", url="https://x.example.com"),
+            lambda: ModelRegistry.from_settings().create("endpoint_var", endpoint=None),
+            lambda: ModelRegistry.from_settings().create("headers"),
+        ):
+            try:
+                build()
+            except Exception as exc:
+                outputs.append(("endpoint variable", _chain(exc)))
+    outputs.append(("warnings", "\n".join(str(w.message) for w in caught)))
+    headers = registry.explain("headers").fields["client_kwargs"].value["default_headers"]
+    assert headers == {"X-Client-Auth": "***", "Cookie": "***", "User-Agent": "planted-test"}
+    extra = registry.explain("headers").fields["config.extra_headers"].value
+    assert extra == {"X-Extra": "***"}
+    sent = next(r.headers for r in server.requests if r.deployment == "d1")
+    assert sent.get("x-client-auth") == p["client_auth"]  # masked in output, sent on the wire
+    assert sent.get("x-extra") == p["extra_header"]
+    assert len(outputs) > 40
+    for where, text in outputs:
+        for source, secret in PLANTED.items():
+            assert secret not in text, f"planted {source} leaked in {where}"

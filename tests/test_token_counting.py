@@ -298,7 +298,7 @@ def test_deployment_named_anything_uses_base_model(write_settings: Callable[[str
         deployment = "prod-east-7"
         model = "gpt-35-turbo"
         endpoint = "https://x.example.com"
-        api_version = "v"
+        api_version = "2024-10-21"
         api_key = "k"
         """
     )
@@ -355,7 +355,9 @@ def test_settings_key_for_cache_dir(
         f'tiktoken_cache_dir = "{tmp_path / "nowhere"}"\n[models.m]\nbackend = "fake"\nmodel = "gpt-4o"\n'
     )
     counter = ModelRegistry.from_settings().create("m").token_counter
-    with pytest.raises(TokenizerUnavailableError, match="settings key tiktoken_cache_dir"):
+    with pytest.raises(
+        TokenizerUnavailableError, match=r"from settings\.toml \(tiktoken_cache_dir\)"
+    ):
         counter.encode("x")
 
 
@@ -410,3 +412,128 @@ def test_cli_tokens_file_stdin_and_tools(
     assert piped.stdout.startswith(f"{expected} tokens (o200k_base, exact)")
     bad = run("m", "-", stdin="not json")
     assert bad.returncode == 1 and "not valid JSON" in bad.stderr
+
+
+# -- image tokens per model: the vision guide's rules and published examples ---------------
+
+
+def image_message(url: str, detail: str | None = None) -> list[dict[str, Any]]:
+    image: dict[str, Any] = {"url": url}
+    if detail:
+        image["detail"] = detail
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": image}]}]
+
+
+def image_count(model: str, url: str, detail: str | None = None) -> int:
+    """The image's tokens alone: the message count minus its fixed parts."""
+    return OpenAITokenCounter(model).count_tokens_from_messages(image_message(url, detail)) - (
+        3 + n("user") + 3
+    )
+
+
+@pytest.mark.parametrize(
+    "model, width, height, detail, expected",
+    [
+        # the guide's worked examples (gpt-4o): 765, 1105, 85
+        ("gpt-4o", 1024, 1024, "high", 85 + 170 * 4),
+        ("gpt-4o", 2048, 4096, "high", 85 + 170 * 6),
+        ("gpt-4o", 4096, 8192, "low", 85),
+        ("gpt-4.1", 1024, 1024, "high", 85 + 170 * 4),
+        ("gpt-4.5-preview", 1024, 1024, None, 85 + 170 * 4),
+        ("gpt-4-turbo", 1024, 1024, "high", 85 + 170 * 4),
+        # per-model constants: gpt-4o-mini 2833/5667, o1 & o3 75/150, gpt-5 70/140
+        ("gpt-4o-mini", 1024, 1024, "high", 2833 + 5667 * 4),
+        ("gpt-4o-mini", 1024, 1024, "low", 2833),
+        ("gpt-4o-mini-2024-07-18", 128, 64, "high", 2833 + 5667),  # forum: 8512 with 12 of text
+        ("o1", 1024, 1024, "high", 75 + 150 * 4),
+        ("o3", 2048, 4096, "high", 75 + 150 * 6),
+        ("o3", 512, 512, "low", 75),
+        ("gpt-5", 1024, 1024, "high", 70 + 140 * 4),
+        ("gpt-5-chat-latest", 600, 300, None, 70 + 140 * 2),
+        # patch rule: the guide's examples 1024x1024 -> 1024 patches, 1800x2400 -> 1452
+        ("gpt-4.1-mini", 1024, 1024, "high", 1659),  # 1024 x 1.62 = 1658.88
+        ("gpt-4.1-mini", 1800, 2400, "high", 2353),  # 1452 x 1.62 = 2352.24, rounded up
+        ("gpt-4.1-nano", 1024, 1024, None, 2520),  # 1024 x 2.46 = 2519.04
+        ("o4-mini", 1800, 2400, None, 2498),  # 1452 x 1.72 = 2497.44
+        ("gpt-5-mini", 1024, 1024, None, 1659),
+        ("gpt-5-nano", 1800, 2400, None, 3572),  # 1452 x 2.46 = 3571.92
+        ("gpt-4.1-mini", 4000, 1474, None, 2348),  # OpenAI's pricing calculator: 2348
+        ("gpt-4.1-nano", 128, 64, "low", 20),  # 8 patches x 2.46; detail does not matter
+    ],
+)
+def test_image_tokens_by_model(
+    model: str, width: int, height: int, detail: str | None, expected: int
+) -> None:
+    assert image_count(model, png(width, height), detail) == expected
+
+
+def test_patch_rule_ignores_detail() -> None:
+    url = png(1800, 2400)
+    assert image_count("o4-mini", url, "low") == image_count("o4-mini", url, "high")
+
+
+@pytest.mark.parametrize(
+    "width, height, expected",
+    [
+        # a side narrower than one patch stays one patch; the other keeps the whole budget
+        (1, 100_000, 1536),
+        (100_000, 1, 1536),
+        (1, 2_000_000, 1536),  # shrink < 1 would make the 1-px side 0 px wide
+        # the guide's shrink: sqrt(32*32*1536 / (w*h)), then whole patches on both sides
+        (65_000, 65_000, 39 * 39),  # 65000 * 0.01929 = 1254 px -> 39 whole patches a side
+        (33, 49_153, 1 * 1490),  # shrink 0.98475, narrowed to 0.9697: 32 x 47664 px
+        (40, 40_000, 1 * 1000),  # shrink 0.9915, narrowed by 1/1.239 to 0.8: 32 x 32000 px
+        (1024, 1536, 32 * 48),  # exactly the budget: no scaling
+    ],
+)
+def test_patch_budget_for_extreme_shapes(width: int, height: int, expected: int) -> None:
+    """Scaling never drops a side to zero patches nor exceeds the 1536-patch budget."""
+    from backends.image_tokens import patch_count
+
+    assert patch_count(width, height) == expected
+    assert image_count("gpt-4.1-mini", png(width, height)) == -(-expected * 162 // 100)
+
+
+def test_url_image_counts_as_1024_square_under_the_models_rule() -> None:
+    url = "https://example.com/cat.png"
+    assert image_count("gpt-4o", url, "high") == 765
+    assert image_count("gpt-4o-mini", url, "high") == 2833 + 5667 * 4
+    assert image_count("gpt-4.1-mini", url) == 1659
+    assert image_count("o3", url, "low") == 75
+
+
+@pytest.mark.parametrize(
+    "model, exact, words",
+    [
+        ("gpt-4o", True, ""),
+        ("gpt-4.1-nano", True, ""),
+        ("o4-mini", True, ""),
+        ("gpt-35-turbo", True, ""),  # no vision: its (unused) rule does not make counts inexact
+        ("gpt-5-mini", False, "pricing-page calculator x 1.2"),
+        ("gpt-5-nano", False, "x 1.5"),
+        ("gpt-4.1-mini", False, "full budget"),
+        ("o1", False, "billed far lower"),
+        ("llama3.1:8b", False, "not known"),
+    ],
+)
+def test_counter_not_sure_of_the_image_rule_says_so(model: str, exact: bool, words: str) -> None:
+    counter = OpenAITokenCounter(model)
+    assert counter.exact is exact
+    assert (words in counter.note) if words else counter.note == ""
+    if not exact and model != "llama3.1:8b":
+        assert counter.note.startswith("image parts: ")
+
+
+def test_counter_takes_the_registrys_image_rule() -> None:
+    from backends.capabilities import capabilities_for
+    from backends.image_tokens import ImageTokenRule
+
+    rule = capabilities_for("gpt-4o", {"image_tokens": {"kind": "patch", "multiplier": 2}})
+    counter = OpenAITokenCounter("gpt-4o", image_rule=rule.image_tokens)
+    assert image_count_with(counter, png(64, 64)) == 8
+    approximate = ApproximateTokenCounter("gpt-4o", image_rule=ImageTokenRule(base_tokens=1))
+    assert approximate.image_rule.base_tokens == 1 and approximate.exact is False
+
+
+def image_count_with(counter: OpenAITokenCounter, url: str) -> int:
+    return counter.count_tokens_from_messages(image_message(url)) - (3 + n("user") + 3)
