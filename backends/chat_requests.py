@@ -18,7 +18,7 @@ reading a reply become a :class:`~registry.errors.BackendError` naming the model
 original as ``__cause__``.
 
 SDK clients are built on first use (importing :mod:`openai` only then) on the registry's shared
-HTTP clients, or on modelreg's own timed ones (:mod:`backends.http_clients`); async ones once per
+HTTP clients, or on modelreg's own timed ones (:mod:`registry.http_clients`); async ones once per
 event loop. A ``client``/``async_client`` given by the caller is used as-is for its side.
 """
 
@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import BaseModel, ValidationError
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages
-from backends.event_loops import LoopLocal
 from backends.reply_checks import StreamProgress, completion_problem, excerpt
 from registry.errors import BackendError, IncompleteStreamError, RegistryError
+from registry.event_loops import LoopLocal
 from registry.masking import redact
 from registry.overrides import active_override
 from registry.validation import check_max_retries, check_timeout, checked
@@ -150,7 +150,7 @@ class ChatCompletionsBackend(BaseModelBackend):
             return (source.async_client if is_async else source.sync_client)(self.pool_key)
         if "http_client" in self.client_kwargs:
             return None
-        from backends.http_clients import AsyncTimedHttpClient, TimedHttpClient
+        from registry.http_clients import AsyncTimedHttpClient, TimedHttpClient
 
         return AsyncTimedHttpClient() if is_async else TimedHttpClient()
 

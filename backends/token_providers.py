@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Any
 
-from backends.event_loops import LoopLocal
 from registry.errors import ConfigError, did_you_mean
+from registry.event_loops import LoopLocal
 
 __all__ = [
     "COGNITIVE_SERVICES_SCOPE",

@@ -160,7 +160,7 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
             )
         )
 
-    from backends.http_clients import TimedHttpClient
+    from registry.http_clients import TimedHttpClient
 
     model = AzureOpenAIModel(  # on modelreg's timed client, as models without one get
         "d",

@@ -5,7 +5,7 @@ timeout or credentials (those are per request in the SDK). Async clients are kep
 loop, because a connection pool cannot outlive the loop it was opened on; a loop's clients are
 closed when that loop shuts down (``asyncio.run`` does it), so calling ``asyncio.run`` per
 request leaves no socket open. Clients are modelreg's timed clients
-(:mod:`backends.http_clients`), created on first request (importing the SDK only then) and
+(:mod:`registry.http_clients`), created on first request (importing the SDK only then) and
 released by :meth:`close` / :meth:`aclose`.
 """
 
@@ -15,7 +15,7 @@ import contextlib
 import threading
 from typing import Any
 
-from backends.event_loops import LoopLocal
+from registry.event_loops import LoopLocal
 
 __all__ = ["HttpClientPool"]
 
@@ -40,7 +40,7 @@ class HttpClientPool:
             with self._lock:
                 client = self._sync.get(key)
                 if client is None:
-                    from backends.http_clients import TimedHttpClient
+                    from registry.http_clients import TimedHttpClient
 
                     client = self._sync[key] = TimedHttpClient()
         return client
@@ -53,7 +53,7 @@ class HttpClientPool:
             with self._lock:
                 client = clients.get(key)
                 if client is None:
-                    from backends.http_clients import AsyncTimedHttpClient
+                    from registry.http_clients import AsyncTimedHttpClient
 
                     client = clients[key] = AsyncTimedHttpClient()
         return client

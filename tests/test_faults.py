@@ -412,7 +412,7 @@ def test_other_requests_on_the_pool_survive_a_timed_out_one(server: AzureServer)
 def test_rate_limit_wait(headers: dict[str, str], wait: float | None) -> None:
     import httpx2
 
-    from backends.http_clients import rate_limit_wait
+    from registry.http_clients import rate_limit_wait
 
     assert rate_limit_wait(httpx2.Headers(headers)) == wait
 

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from backends.base import current_loop
+from registry.building import current_loop
 
 __all__ = ["LoopLocal"]
 

@@ -11,7 +11,7 @@ attempt the request's read timeout (the SDK sets it from the model's ``timeout``
   within ``timeout`` of the moment the reader asked for it, however long the whole stream runs.
 
 Async attempts are bounded by a timeout scope (asyncio's, or anyio's on trio). Sync reads
-cannot be cancelled, so a :class:`~backends.socket_alarms.Alarm` shuts the response's socket
+cannot be cancelled, so a :class:`~registry.socket_alarms.Alarm` shuts the response's socket
 down at the deadline; before the headers arrive, the socket is not reachable and each connect,
 send and read is bounded by ``timeout`` on its own.
 
@@ -33,8 +33,8 @@ import anyio
 import httpx2
 from openai import DefaultAsyncHttpxClient, DefaultHttpxClient
 
-from backends.base import current_loop
-from backends.socket_alarms import Alarm
+from registry.building import current_loop
+from registry.socket_alarms import Alarm
 
 __all__ = ["AsyncTimedHttpClient", "TimedHttpClient", "rate_limit_wait"]
 
