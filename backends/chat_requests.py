@@ -253,23 +253,33 @@ class ChatCompletionsBackend(BaseModelBackend):
             messages=messages, model=self.model_type, response_format=rf, **request
         )
 
+    def _request(
+        self,
+        messages: Messages,
+        response_format: type[BaseModel] | dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
+    ) -> tuple[Callable[[Any], Any], bool]:
+        """``call(completions)`` for this request, and whether it needs a stream manager."""
+        request, rf = self._prepare(response_format, tools)
+
+        def call(completions: Any) -> Any:
+            return self._call(completions, messages, dict(request), rf)
+
+        return call, rf is not None and bool(request.get("stream"))
+
     def _run(
         self,
         messages: Messages,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        request, rf = self._prepare(response_format, tools)
+        call, managed = self._request(messages, response_format, tools)
+        if not managed:
+            return self._attempts(call)
+        from backends.stream_managers import StreamManager
 
-        def call(completions: Any) -> Any:
-            return self._call(completions, messages, dict(request), rf)
-
-        if rf is not None and request.get("stream"):
-            self._method(self.client.chat.completions, "stream")
-            from backends.stream_managers import StreamManager
-
-            return StreamManager(self._attempts, call)
-        return self._attempts(call)
+        self._method(self.client.chat.completions, "stream")
+        return StreamManager(self._attempts, call)
 
     async def _arun(
         self,
@@ -277,17 +287,13 @@ class ChatCompletionsBackend(BaseModelBackend):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        request, rf = self._prepare(response_format, tools)
+        call, managed = self._request(messages, response_format, tools)
+        if not managed:
+            return await self._async_attempts(call)
+        from backends.stream_managers import AsyncStreamManager
 
-        def call(completions: Any) -> Any:
-            return self._call(completions, messages, dict(request), rf)
-
-        if rf is not None and request.get("stream"):
-            self._method(self.async_client.chat.completions, "stream")
-            from backends.stream_managers import AsyncStreamManager
-
-            return AsyncStreamManager(self._async_attempts, call)
-        return await self._async_attempts(call)
+        self._method(self.async_client.chat.completions, "stream")
+        return AsyncStreamManager(self._async_attempts, call)
 
     def _attempts(self, call: Callable[[Any], Any]) -> Any:
         """``call(completions)``, checked; once more after a 401 if credentials can renew."""

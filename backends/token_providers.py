@@ -14,6 +14,7 @@ which the Azure backend calls after a 401: the retry then asks the credential it
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import time
 from typing import Any
@@ -44,13 +45,35 @@ def _usable(token: Any) -> bool:
     return token is not None and token.expires_on - time.time() > REFRESH_MARGIN
 
 
-class AzureIdentityTokenProvider:
-    """Sync provider: a cached bearer token from ``DefaultAzureCredential``."""
+class _CachingProvider:
+    """What the sync and async providers share: the scope, the credential and the cached token."""
+
+    _module = "azure.identity"
 
     def __init__(self, scope: str = COGNITIVE_SERVICES_SCOPE, credential: Any = None) -> None:
         self.scope = scope
         self._credential = credential
         self._token: Any = None  # azure.core.credentials.AccessToken
+
+    def invalidate(self) -> None:
+        """Forget the cached token (the server rejected it): the next call asks the credential."""
+        self._token = None
+
+    def _get_credential(self) -> Any:
+        """``DefaultAzureCredential()`` from azure-identity, created on the first token request."""
+        if self._credential is None:
+            self._credential = importlib.import_module(self._module).DefaultAzureCredential()
+        return self._credential
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scope={self.scope!r})"
+
+
+class AzureIdentityTokenProvider(_CachingProvider):
+    """Sync provider: a cached bearer token from ``DefaultAzureCredential``."""
+
+    def __init__(self, scope: str = COGNITIVE_SERVICES_SCOPE, credential: Any = None) -> None:
+        super().__init__(scope, credential)
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -63,30 +86,14 @@ class AzureIdentityTokenProvider:
                     token = self._token = self._get_credential().get_token(self.scope)
         return str(token.token)
 
-    def invalidate(self) -> None:
-        """Forget the cached token (the server rejected it): the next call asks the credential."""
-        self._token = None
 
-    def _get_credential(self) -> Any:
-        if self._credential is None:
-            from azure.identity import (  # type: ignore[import-not-found, unused-ignore]
-                DefaultAzureCredential,
-            )
-
-            self._credential = DefaultAzureCredential()
-        return self._credential
-
-    def __repr__(self) -> str:
-        return f"AzureIdentityTokenProvider(scope={self.scope!r})"
-
-
-class AsyncAzureIdentityTokenProvider:
+class AsyncAzureIdentityTokenProvider(_CachingProvider):
     """Async provider: a cached bearer token from ``azure.identity.aio.DefaultAzureCredential``."""
 
+    _module = "azure.identity.aio"
+
     def __init__(self, scope: str = COGNITIVE_SERVICES_SCOPE, credential: Any = None) -> None:
-        self.scope = scope
-        self._credential = credential
-        self._token: Any = None
+        super().__init__(scope, credential)
         # One refresh at a time per event loop (500 concurrent calls make one token request).
         self._locks: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
 
@@ -99,22 +106,6 @@ class AsyncAzureIdentityTokenProvider:
                 if not _usable(token):
                     token = self._token = await self._get_credential().get_token(self.scope)
         return str(token.token)
-
-    def invalidate(self) -> None:
-        """Forget the cached token (the server rejected it): the next call asks the credential."""
-        self._token = None
-
-    def _get_credential(self) -> Any:
-        if self._credential is None:
-            from azure.identity.aio import (  # type: ignore[import-not-found, unused-ignore]
-                DefaultAzureCredential,
-            )
-
-            self._credential = DefaultAzureCredential()
-        return self._credential
-
-    def __repr__(self) -> str:
-        return f"AsyncAzureIdentityTokenProvider(scope={self.scope!r})"
 
 
 def named_token_providers(
