@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
+from backends.results import checked_result
 from registry.building import BuildContext, HttpClientSource, current_loop
 from registry.errors import ConfigError
 from registry.masking import redact
@@ -83,6 +84,7 @@ class BaseModelBackend(ABC):
         self._token_counter_factory: Callable[[], BaseTokenCounter] | None = None
         self._capabilities: ModelCapabilities | None = None
         self._capability_overrides: Mapping[str, Any] | None = None
+        self._capability_layers: Callable[[], Sequence[Any]] | None = None
         self.use_capabilities(capabilities)
         self.check_model_config()
 
@@ -111,15 +113,21 @@ class BaseModelBackend(ABC):
         else:
             self._capability_overrides, self._capabilities = None, capabilities
 
+    def use_capability_layers(self, layers: Callable[[], Sequence[Any]] | None) -> None:
+        """Look capabilities up in the plugins' layers (the registry's), not the table alone."""
+        self._capability_layers = layers
+
     @property
     def capabilities(self) -> ModelCapabilities:
         """What the base model (``base_model``, else ``model_type``) can do; looked up once."""
         if self._capabilities is None:
-            from backends.capabilities import capabilities_for
+            from backends.capabilities import capabilities_for, registry_from_layers
 
+            layers = self._capability_layers
             self._capabilities = capabilities_for(
                 self.base_model or self.model_type,
                 self._capability_overrides,
+                registry=registry_from_layers(layers()) if layers is not None else None,
                 context=f"model {self.name!r}",
             )
         return self._capabilities
@@ -162,8 +170,8 @@ class BaseModelBackend(ABC):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        """Send ``messages``; see :meth:`_run` for what comes back."""
-        return self._run(messages, response_format, tools)
+        """Send ``messages``; see :meth:`_run` for what comes back (checked on every call)."""
+        return checked_result(self, self._run(messages, response_format, tools), is_async=False)
 
     async def arun(
         self,
@@ -172,7 +180,8 @@ class BaseModelBackend(ABC):
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
         """Async :meth:`run`."""
-        return await self._arun(messages, response_format, tools)
+        result = await self._arun(messages, response_format, tools)
+        return checked_result(self, result, is_async=True)
 
     @abstractmethod
     def _run(
@@ -181,7 +190,10 @@ class BaseModelBackend(ABC):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        """Return a ChatCompletion, a Stream, a parsed completion, or a stream manager."""
+        """Return a ChatCompletion, a stream of chunks, a parsed completion, or a stream manager.
+
+        :mod:`backends.results` builds them (``completion_from_text``, ``chunks_from_text``).
+        """
 
     @abstractmethod
     async def _arun(

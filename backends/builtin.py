@@ -7,10 +7,12 @@ plugin implements. Importing it imports the backend modules, which import neithe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from registry.hookspecs import hookimpl
+from registry.hookspecs import (
+    RegisterBackend,
+    RegisterCapabilities,
+    RegisterTokenCounter,
+    hookimpl,
+)
 
 __all__ = [
     "modelreg_register_backends",
@@ -20,7 +22,7 @@ __all__ = [
 
 
 @hookimpl
-def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> None:
+def modelreg_register_backends(register: RegisterBackend) -> None:
     """Register ``azure``, ``openai`` and ``fake``."""
     from backends.azure import AzureOpenAIModel
     from backends.fake import FakeModel
@@ -32,7 +34,7 @@ def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> No
 
 
 @hookimpl
-def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def modelreg_register_token_counters(register: RegisterTokenCounter) -> None:
     """Register ``openai`` (tiktoken, exact for OpenAI models) and ``approximate`` (no download)."""
     from backends.token_counting import ApproximateTokenCounter, OpenAITokenCounter
 
@@ -41,7 +43,7 @@ def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]
 
 
 @hookimpl
-def modelreg_register_capabilities(register: Callable[[str, Mapping[str, Any]], None]) -> None:
+def modelreg_register_capabilities(register: RegisterCapabilities) -> None:
     """Register every family of the shipped table (``backends/data/capabilities.json``)."""
     from backends.capabilities import builtin_entries
 

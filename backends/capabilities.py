@@ -24,10 +24,11 @@ the built-in table < plugins (``modelreg_register_capabilities``) < per-model ov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -60,6 +61,7 @@ __all__ = [
     "capabilities_for",
     "check_capability_overrides",
     "family_of",
+    "registry_from_layers",
 ]
 
 BUILTIN_ORIGIN = "built-in table (backends/data/capabilities.json)"
@@ -448,6 +450,31 @@ def _default_registry() -> CapabilityRegistry:
 def builtin_entries() -> dict[str, dict[str, Any]]:
     """The built-in table's entries by family (what ``backends.builtin`` registers)."""
     return dict(_builtin_data()["models"])
+
+
+_from_layers: dict[tuple[Any, ...], tuple[Sequence[Any], CapabilityRegistry]] = {}
+_from_layers_lock = threading.Lock()
+
+
+def registry_from_layers(layers: Sequence[Any]) -> CapabilityRegistry:
+    """A registry of the plugin host's capability layers, built once per set of layers.
+
+    Each layer has ``name``, ``obj`` (the data), ``origin`` and ``builtin``.
+    A layer whose data is invalid is skipped here; the plugin host has reported its shape.
+    """
+    key = tuple((layer.name, id(layer.obj), layer.origin, layer.builtin) for layer in layers)
+    with _from_layers_lock:
+        cached = _from_layers.get(key)
+        if cached is not None:
+            return cached[1]
+    registry = CapabilityRegistry()
+    registry.set_unknown_defaults(_builtin_data()["unknown"])
+    for layer in layers:
+        with contextlib.suppress(PluginError):
+            registry.register(layer.name, layer.obj, origin=layer.origin, builtin=layer.builtin)
+    with _from_layers_lock:
+        _from_layers[key] = (list(layers), registry)  # the list keeps the ids valid
+    return registry
 
 
 def capabilities_for(

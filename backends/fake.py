@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import BaseModel
 
 from backends.base import BackendSettings, BaseModelBackend, BuildContext, Messages
+from backends.results import chunks_from_text
 
 if TYPE_CHECKING:
     from registry.spec import ModelSpec
@@ -163,31 +164,9 @@ class FakeModel(BaseModelBackend):
         )
 
     def _chunks(self, completion: Any) -> list[Any]:
-        from openai.types.chat import ChatCompletionChunk
-
         text = completion.choices[0].message.content or ""
         pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
-        base = {
-            "id": completion.id,
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": self.model_type,
-        }
-        chunks = [
-            ChatCompletionChunk.model_validate(
-                {
-                    **base,
-                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-                }
-            )
-            for piece in pieces
-        ]
-        chunks.append(
-            ChatCompletionChunk.model_validate(
-                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            )
-        )
-        return chunks
+        return list(chunks_from_text(pieces, model=self.model_type, id=completion.id))
 
     def _respond(self, messages: Messages, response_format: Any, tools: Any) -> Any:
         self.calls.append(

@@ -13,14 +13,16 @@ which the Azure backend calls after a 401: the retry then asks the credential it
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError, did_you_mean
 from registry.event_loops import LoopLocal
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "COGNITIVE_SERVICES_SCOPE",
@@ -39,6 +41,12 @@ UNKNOWN_PROVIDER = (
 )
 #: A cached token is replaced this many seconds before it expires.
 REFRESH_MARGIN = 300.0
+
+
+def _new_lock() -> asyncio.Lock:
+    import asyncio  # on first use in a loop, so building a model does not import it
+
+    return asyncio.Lock()
 
 
 def _usable(token: Any) -> bool:
@@ -95,7 +103,7 @@ class AsyncAzureIdentityTokenProvider(_CachingProvider):
     def __init__(self, scope: str = COGNITIVE_SERVICES_SCOPE, credential: Any = None) -> None:
         super().__init__(scope, credential)
         # One refresh at a time per event loop (500 concurrent calls make one token request).
-        self._locks: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
+        self._locks: LoopLocal[asyncio.Lock] = LoopLocal(_new_lock)
 
     async def __call__(self) -> str:
         """The cached token, or a new one from the credential when it is near expiry."""

@@ -7,12 +7,14 @@ registry never imports a backend module itself — it finds backends through the
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     from backends.token_counting import BaseTokenCounter
 
 __all__ = ["BuildContext", "HttpClientSource", "current_loop"]
@@ -39,16 +41,26 @@ class BuildContext:
             ``azure_ad_token_provider``, a ``token_counter`` instance).
         http_clients: the shared HTTP client pool, or None to let the SDK build its own.
         token_counter_factory: builds the model's token counter on first use.
+        capability_layers: the plugins' capability entries (built-ins first), asked for only
+            when the model's capabilities are first needed (it may load installed plugins).
     """
 
     runtime: Mapping[str, Any] = field(default_factory=dict)
     http_clients: HttpClientSource | None = None
     token_counter_factory: Callable[[], BaseTokenCounter] | None = None
+    capability_layers: Callable[[], Sequence[Any]] | None = None
 
 
 def current_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, or None outside one."""
+    """The running event loop, or None outside one.
+
+    Without asyncio imported there is no loop: building a model does not import it (~20 ms).
+    """
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return None
     try:
-        return asyncio.get_running_loop()
+        loop: asyncio.AbstractEventLoop = module.get_running_loop()
     except RuntimeError:
         return None
+    return loop

@@ -225,8 +225,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
-    """Every plugin, what it registered, and any load error."""
+    """Every plugin, what it registered, whether a variable kept it out, and its problems."""
     from registry.plugins import get_plugin_host
+    from registry.registrations import kept_out_by
 
     plugins = get_plugin_host().plugins()
     if args.json:
@@ -238,7 +239,8 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
             if plugin.builtin
             else f"{plugin.distribution or '?'} {plugin.version or '?'}"
         )
-        out.write(escape_control(f"{plugin.name} ({kind})") + "\n")
+        disabled = f": disabled, {kept_out_by(plugin)}" if plugin.disabled_by else ""
+        out.write(escape_control(f"{plugin.name} ({kind}){disabled}") + "\n")
         for what, names in plugin.registered.items():
             if names:
                 out.write(escape_control(f"  {what.replace('_', ' ')}: {', '.join(names)}") + "\n")
@@ -365,6 +367,8 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
             _print_json([chunk.model_dump(mode="json") for chunk in result], out)
         elif args.json:
             _print_json(result.model_dump(mode="json"), out)
+        elif not result.choices:
+            raise BackendError(f"model {args.name!r} replied with no choices.")
         else:
             out.write(_reply_text(model, result) + "\n")
     finally:

@@ -15,9 +15,7 @@ cached: building many models on one endpoint checks it once.
 
 from __future__ import annotations
 
-import datetime
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -74,6 +72,8 @@ def is_loopback(host: str) -> bool:
     """``localhost``, 127.0.0.0/8 or ::1."""
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -97,6 +97,8 @@ def check_api_version(value: str) -> str:
 
 
 def _is_date(year: int, month: int, day: int) -> bool:
+    import datetime
+
     try:
         datetime.date(year, month, day)
     except ValueError:
@@ -130,6 +132,8 @@ def _is_api_version(value: str) -> bool:
 
 def _valid_host(host: str) -> bool:
     if host.startswith("["):
+        import ipaddress
+
         try:
             ipaddress.IPv6Address(host.strip("[]"))
         except ValueError:

@@ -12,11 +12,13 @@ Hierarchy::
     │   └── TokenizerUnavailableError   an encoding could not be loaded (air-gapped machine)
     ├── UnknownModelError        (also KeyError) no model or alias of that name
     ├── PluginError              a plugin failed to load or registered something invalid
-    └── BackendError             a backend cannot do what was asked (e.g. a missing client side),
-        │                        or the server's answer is not a chat completion
+    └── BackendError             a backend cannot do what was asked (e.g. a missing client side,
+        │                        or a plugin's backend returned something run() may not
+        │                        return), or the server's answer is not a chat completion
         └── IncompleteStreamError   a stream ended before every choice had a finish_reason
 
     RegistryWarning (UserWarning)   settings that work but probably do not do what was meant
+    └── PluginWarning               MODELREG_PLUGINS or MODELREG_DISABLE_PLUGINS names no plugin
 
 Errors from the openai SDK during a request are *not* wrapped: users catch
 ``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message,
@@ -34,6 +36,7 @@ __all__ = [
     "IncompleteStreamError",
     "MissingCredentialsError",
     "PluginError",
+    "PluginWarning",
     "RegistryError",
     "RegistryWarning",
     "TokenizerUnavailableError",
@@ -100,3 +103,7 @@ class IncompleteStreamError(BackendError):
 
 class RegistryWarning(UserWarning):
     """Settings that work but probably do not do what was meant (a misspelt variable, a BOM)."""
+
+
+class PluginWarning(RegistryWarning):
+    """Plugin selection that works but is probably not what was meant (an unknown name)."""

@@ -13,14 +13,16 @@ runners), and this one's ``finally`` closes the loop's value there.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from registry.building import current_loop
+
+if TYPE_CHECKING:
+    import asyncio  # not imported at run time: building a model must not load asyncio
 
 __all__ = ["LoopLocal"]
 

@@ -12,14 +12,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from registry.building import BuildContext
-from registry.errors import ConfigError, RegistryWarning, did_you_mean
+from registry.errors import ConfigError, PluginError, RegistryWarning, did_you_mean
 from registry.layers import model_names, orphan_message
 from registry.overrides import active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
-from registry.resolve import explained_fields, resolve, resolve_fields
+from registry.resolve import resolve_fields
 from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
+from registry.spec_validation import explained_fields, resolve
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
@@ -206,9 +207,13 @@ class ModelRegistry:
             runtime=runtime,
             http_clients=self._pool,
             token_counter_factory=self._token_counter_factory(spec),
+            capability_layers=self._capability_layers,
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
         model.use_token_counter_factory(context.token_counter_factory)
+        if spec.common.capabilities:
+            model.use_capabilities(spec.common.capabilities)
+        model.use_capability_layers(context.capability_layers)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "created model %r (backend %r, env %r) from %s; runtime objects: %s",
@@ -224,12 +229,17 @@ class ModelRegistry:
         """The token counter a model would use, without building the model (no credentials)."""
         return self._token_counter_factory(self.resolve(name, **overrides))()
 
+    def _capability_layers(self) -> list[Any]:
+        return list(self.plugins.layers("capabilities"))
+
     def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:
         name = spec.common.client_provider
         if not name:
             return
         try:
             provider = self.plugins.lookup("client_providers", name)
+        except PluginError as exc:
+            raise PluginError(f"model {spec.name!r}, field 'client_provider': {exc}") from None
         except KeyError:
             known = self.plugins.names("client_providers")
             raise ConfigError(
@@ -246,23 +256,26 @@ class ModelRegistry:
                     runtime[side] = client
 
     def _token_counter_factory(self, spec: ModelSpec) -> Callable[[], BaseTokenCounter]:
+        """Look the counter up now (so ``create`` and ``check`` reject a bad name); build later."""
         base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
         options = self._state[0].options
-        directory = options.values.tiktoken_cache_dir
+        directory = options.get("tiktoken_cache_dir")
         cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
+        try:
+            factory = plugins.lookup("token_counters", name)
+        except KeyError:
+            known = plugins.names("token_counters")
+            message = (
+                f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
+                f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
+            )
+            raise ConfigError(message) from None
+        except PluginError as exc:
+            raise PluginError(f"model {spec.name!r}, field 'token_counter': {exc}") from None
 
         def build() -> BaseTokenCounter:
-            try:
-                factory = plugins.lookup("token_counters", name)
-            except KeyError:
-                known = plugins.names("token_counters")
-                message = (
-                    f"model {spec.name!r}, field 'token_counter': no token counter {name!r}."
-                    f"{did_you_mean(name, known)} Registered: {', '.join(known)}."
-                )
-                raise ConfigError(message) from None
             if name == "openai" and cache_dir is not None:
                 counter: BaseTokenCounter = factory(
                     base, cache_dir=cache_dir[0], cache_dir_origin=cache_dir[1]

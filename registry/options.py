@@ -2,10 +2,10 @@
 
 Every option is read the same way, highest first: a keyword argument or CLI flag, the process
 environment, ``.env``, then — for the options that may live in a file (:data:`FILE_OPTIONS`) — a
-top-level key of ``settings.toml``. :class:`RegistryOptions` is a pydantic-settings
-``BaseSettings``; the environment and ``.env`` are read with its ``EnvSettingsSource`` (prefix
-``MODELREG_``, case-insensitive), and each option keeps the origin it came from, for
-``modelreg config`` (:func:`registry_options`).
+top-level key of ``settings.toml``. They are defined by one pydantic-settings ``BaseSettings``
+(:class:`registry.options_model.RegistryOptions`); the environment and ``.env`` are read with its
+``EnvSettingsSource`` (prefix ``MODELREG_``, case-insensitive), and each option keeps the origin
+it came from, for ``modelreg config`` (:func:`registry_options`).
 
 Settings *values* (``MODELREG_MODELS__CHAT__DEPLOYMENT``) are not options: modelreg's own readers
 handle them (:mod:`registry.sources`), because they keep per-field provenance. A ``MODELREG_*``
@@ -17,31 +17,20 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
-
-from registry.endpoints import check_base_url
 from registry.errors import ConfigError, RegistryWarning, did_you_mean
 from registry.masking import escape_control, mask_url
 from registry.precedence import KWARG_SOURCE
 from registry.sources import ENV_PREFIX, FILE_OPTIONS, SETTINGS_PATH_KEYS
-from registry.validation import validate
 
 __all__ = [
     "FILE_OPTIONS",
     "LoadedOptions",
     "OptionValue",
-    "RegistryOptions",
+    "early_option",
     "load_options",
     "process_options",
     "registry_options",
@@ -52,94 +41,6 @@ __all__ = [
 
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
-
-
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-class RegistryOptions(BaseSettings):
-    """Every ``MODELREG_*`` option that is not a settings value."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, extra="forbid")
-
-    settings: Path | None = Field(None, description="settings file (default ./settings.toml)")
-    dotenv: Path | None = Field(None, description=".env file (default ./.env)")
-    env: str | None = Field(None, description="active environment overlay")
-    plugins: Annotated[list[str] | None, NoDecode] = Field(
-        None, description="comma list of plugins to load (empty: none but the built-ins)"
-    )
-    disable_plugins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="comma list of plugins not to load"
-    )
-    tiktoken_cache_dir: Path | None = Field(
-        None, description="directory of tokenizer files for offline use"
-    )
-    secrets_dir: Path | None = Field(
-        None, description="directory with one file per variable (Docker/Kubernetes secrets)"
-    )
-    azure_key_vault_url: str | None = Field(
-        None, description="Azure Key Vault for variables (extra modelreg[azure-keyvault])"
-    )
-    routing_state: str | None = Field(
-        None, description="redis:// URL where pools share cooldowns across processes"
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Validate what :func:`load_options` merged; it reads the sources itself, in order."""
-        return (init_settings,)
-
-    @field_validator("plugins", "disable_plugins", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return _comma_list(value)
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("azure_key_vault_url")
-    @classmethod
-    def _vault_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        url = check_base_url(value, field="azure_key_vault_url", allow_http=True)
-        if not url.startswith("https://"):
-            raise ValueError("must be an https:// URL such as https://NAME.vault.azure.net")
-        return url
-
-    @field_validator("routing_state")
-    @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
-
-    def __repr__(self) -> str:
-        shown = {k: mask_url(v) if isinstance(v, str) else v for k, v in self.__dict__.items()}
-        return f"RegistryOptions({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment reading, over a given mapping (the environment or .env)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
-        self._variables = variables
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key.lower(): value for key, value in self._variables.items()}
 
 
 @dataclass(frozen=True)
@@ -164,22 +65,32 @@ class OptionValue:
 
 @dataclass(frozen=True)
 class LoadedOptions:
-    """The options, validated, and where each came from (``built-in default`` when unset)."""
+    """The options that are set, validated, and where each came from.
 
-    values: RegistryOptions
-    origins: Mapping[str, str]
+    An option that is set nowhere has its default (``built-in default``); :meth:`get` returns
+    None for it (``disable_plugins``: an empty list).
+    """
+
+    parsed: Mapping[str, Any] = field(default_factory=dict)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        """The validated value of option ``name``, or None when it is not set."""
+        return self.parsed.get(name)
 
     def origin(self, name: str) -> str:
         """Where option ``name`` came from."""
         return self.origins.get(name, "built-in default")
 
     def describe(self) -> list[OptionValue]:
-        """Every option with its variable, value and source."""
+        """Every option with its variable, value (the default when unset) and source."""
+        from registry.options_model import RegistryOptions
+
         return [
             OptionValue(
                 name,
                 ENV_PREFIX + name.upper(),
-                getattr(self.values, name),
+                self.parsed.get(name, info.get_default(call_default_factory=True)),
                 self.origin(name),
                 info.description or "",
             )
@@ -197,6 +108,40 @@ def _origin_label(kind: str, name: str, dotenv_label: str, toml_label: str) -> s
     return labels.get(kind, kind)
 
 
+def early_option(
+    name: str,
+    given: Mapping[str, Any],
+    given_origin: str,
+    environ: Mapping[str, str],
+    dotenv: Mapping[str, str] | None = None,
+    dotenv_label: str = ".env",
+) -> tuple[str, str] | None:
+    """A path option needed before the rest can be read (which ``.env``, which settings file).
+
+    The same order as :func:`load_options` (argument, environment, ``.env``); the full, typed
+    reading follows once the files are known, and reports the same value and origin.
+    """
+    if given.get(name) is not None:
+        return str(given[name]), given_origin
+    variable = ENV_PREFIX + name.upper()
+    for kind, values in (("env", environ), ("dotenv", dotenv or {})):
+        found = next((v for k, v in values.items() if k.upper() == variable), None)
+        if found:
+            return found, _origin_label(kind, name, dotenv_label, "")
+    return None
+
+
+def _option_like(variables: Mapping[str, str]) -> bool:
+    """Whether any ``MODELREG_*`` name is not a settings path (an option, or a misspelling)."""
+    for name in variables:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX):
+            head = upper[len(ENV_PREFIX) :].split("__")[0].lower()
+            if head not in SETTINGS_PATH_KEYS:
+                return True
+    return False
+
+
 def load_options(
     given: Mapping[str, Any],
     *,
@@ -209,15 +154,24 @@ def load_options(
 ) -> LoadedOptions:
     """Options from ``given`` (keyword arguments, CLI flags), the environment, ``.env``, the file.
 
+    When no option is given anywhere, every option has its default and pydantic-settings is
+    not even imported (it costs about as much as the rest of ``create_model``).
+
     Raises:
         ConfigError: an option's value is invalid; the message names the variable and its origin
             but not the value.
     """
+    given = {k: v for k, v in given.items() if v is not None}
+    in_file = {k: toml[k] for k in FILE_OPTIONS if toml and k in toml}
+    if not (given or in_file or _option_like(environ) or _option_like(dotenv)):
+        return LoadedOptions()
+    from registry.options_model import environment_values, parse
+
     layers: list[tuple[str, Mapping[str, Any]]] = [
-        (given_origin, {k: v for k, v in given.items() if v is not None}),
-        ("env", _MappingEnvSource(RegistryOptions, environ)()),
-        ("dotenv", _MappingEnvSource(RegistryOptions, dotenv)()),
-        ("toml", {k: toml[k] for k in FILE_OPTIONS if toml and k in toml}),
+        (given_origin, given),
+        ("env", environment_values(environ)),
+        ("dotenv", environment_values(dotenv)),
+        ("toml", in_file),
     ]
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
@@ -226,10 +180,10 @@ def load_options(
             if name not in merged:
                 merged[name] = value
                 origins[name] = _origin_label(kind, name, dotenv_label, toml_label)
-    options, problems = validate(RegistryOptions, merged)
-    if problems or not isinstance(options, RegistryOptions):
+    parsed, problems = parse(merged)
+    if problems:
         raise ConfigError("; ".join(_problem(path, message, origins) for path, message in problems))
-    return LoadedOptions(options, origins)
+    return LoadedOptions(parsed, origins)
 
 
 def _problem(path: str, message: str, origins: Mapping[str, str]) -> str:
@@ -241,7 +195,11 @@ def _problem(path: str, message: str, origins: Mapping[str, str]) -> str:
 
 def unknown_variables(*variables: Mapping[str, str]) -> dict[str, str]:
     """``MODELREG_*`` names that are neither options nor settings paths → a did-you-mean hint."""
-    options = set(RegistryOptions.model_fields)
+    if not any(_option_like(mapping) for mapping in variables):
+        return {}
+    from registry.options_model import option_names
+
+    options = option_names()
     known = [ENV_PREFIX + name.upper() for name in options]
     known += [ENV_PREFIX + key.upper() for key in SETTINGS_PATH_KEYS]
     unknown: dict[str, str] = {}
@@ -285,8 +243,8 @@ def process_options() -> LoadedOptions:
     from registry.sources import display_path, read_dotenv_variables
 
     environ = dict(os.environ)
-    early = load_options({}, environ=environ, dotenv={})
-    path = early.values.dotenv or Path(".env")
+    chosen = early_option("dotenv", {}, KWARG_SOURCE, environ)
+    path = Path(chosen[0]) if chosen else Path(".env")
     dotenv = read_dotenv_variables(path if path.is_file() else None)
     label = display_path(path) if path.is_file() else ".env"
     return load_options({}, environ=environ, dotenv=dotenv, dotenv_label=label)

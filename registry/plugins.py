@@ -1,25 +1,39 @@
-"""The plugin manager: built-in plugins, entry-point discovery and what each plugin registered.
+"""The plugin host: built-in plugins, entry-point discovery, and each plugin's hooks called alone.
 
 Built-ins (:data:`DEFAULT_PLUGINS`) come in through the same hooks a third party uses. Third-party
-plugins are found in the ``modelreg`` entry-point group, and only loaded when a name is not
-provided by a built-in (or when ``modelreg plugins`` lists them). ``MODELREG_PLUGINS`` (comma
-list; empty: none) limits which load, ``MODELREG_DISABLE_PLUGINS`` blocks named ones. Each
-plugin's hook is called on its own, so a plugin that fails to import, raises, or registers a bad
-object is recorded with its distribution and version and affects only the names it would provide.
+plugins are found in the ``modelreg`` entry-point group and only imported when a name is not
+provided by a built-in (or when ``modelreg plugins`` lists them); :mod:`registry.plugin_selection`
+decides which may load, and the ones kept out are blocked in pluggy (``set_blocked``) and listed
+as disabled. Each plugin's hook implementation is called on its own, so a plugin that fails to
+import, raises, misspells a hook or registers a bad object is recorded with its distribution and
+version and affects only the names it would provide. What the calls registered is settled by
+:mod:`registry.registrations` (a name registered twice is unavailable).
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from importlib.metadata import EntryPoint
 from typing import Any
 
 import pluggy
 
 from registry import hookspecs
-from registry.errors import PluginError
+from registry.errors import PluginWarning, did_you_mean
+from registry.plugin_selection import PluginSelection, read_selection
+from registry.registrations import (
+    KINDS,
+    Claim,
+    Kind,
+    Layer,
+    PluginInfo,
+    Registrations,
+    settle,
+)
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -28,116 +42,12 @@ __all__ = [
     "PluginInfo",
     "Registrations",
     "get_plugin_host",
+    "reset_plugin_host",
 ]
 
 DEFAULT_PLUGINS: tuple[str, ...] = ("backends.builtin", "registry.secret_stores")
 ENTRY_POINT_GROUP = "modelreg"
-_KINDS = ("backends", "token_counters", "client_providers", "settings_sources")
-
-
-@dataclass
-class PluginInfo:
-    """One plugin as ``modelreg plugins`` shows it."""
-
-    name: str
-    builtin: bool
-    distribution: str | None = None
-    version: str | None = None
-    registered: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in _KINDS})
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        """``name (distribution version)`` for messages."""
-        if self.distribution:
-            return f"{self.name} ({self.distribution} {self.version or '?'})"
-        return self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "name": self.name,
-            "builtin": self.builtin,
-            "distribution": self.distribution,
-            "version": self.version,
-            **{kind: list(names) for kind, names in self.registered.items()},
-            "errors": list(self.errors),
-        }
-
-
-def _check_backend(obj: Any) -> str | None:
-    """A backend is a class with ``from_spec``, ``run``, ``arun`` and a pydantic settings_model.
-
-    Checked by shape, so the registry never imports a backend module itself.
-    """
-    from pydantic import BaseModel
-
-    missing = [m for m in ("from_spec", "run", "arun") if not callable(getattr(obj, m, None))]
-    if not isinstance(obj, type) or missing:
-        return (
-            f"{obj!r} is not a backend class (it needs from_spec, run and arun: subclass "
-            "backends.base.BaseModelBackend)"
-        )
-    settings_model = getattr(obj, "settings_model", None)
-    if not (isinstance(settings_model, type) and issubclass(settings_model, BaseModel)):
-        return f"{obj.__name__}.settings_model is not a pydantic model class"
-    return None
-
-
-def _check_token_counter(obj: Any) -> str | None:
-    return None if callable(obj) else f"{obj!r} is not callable (a factory taking the model name)"
-
-
-def _check_client_provider(obj: Any) -> str | None:
-    if callable(getattr(obj, "sync_client", None)) or callable(getattr(obj, "async_client", None)):
-        return None
-    return f"{obj!r} has neither a sync_client(spec) nor an async_client(spec) method"
-
-
-def _check_settings_source(obj: Any) -> str | None:
-    from registry.secret_stores import SettingsSource
-
-    if isinstance(obj, SettingsSource):
-        return None
-    return f"{obj!r} is not a registry.secret_stores.SettingsSource"
-
-
-_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "backends": _check_backend,
-    "token_counters": _check_token_counter,
-    "client_providers": _check_client_provider,
-    "settings_sources": _check_settings_source,
-}
-
-
-class Registrations:
-    """Everything the loaded plugins registered, by kind and name, with failures kept apart."""
-
-    def __init__(self, plugins: list[PluginInfo], entry_points_loaded: bool) -> None:
-        self.plugins = plugins
-        self.entry_points_loaded = entry_points_loaded
-        self.objects: dict[str, dict[str, Any]] = {kind: {} for kind in _KINDS}
-        self.owner: dict[str, dict[str, PluginInfo]] = {kind: {} for kind in _KINDS}
-        self.failed: dict[str, dict[str, str]] = {kind: {} for kind in _KINDS}
-
-    def get(self, kind: str, name: str) -> Any:
-        """The object registered as ``name``; PluginError if a plugin failed to provide it."""
-        if name in self.objects[kind]:
-            return self.objects[kind][name]
-        if name in self.failed[kind]:
-            raise PluginError(self.failed[kind][name])
-        broken = [p for p in self.plugins if p.errors and not p.builtin]
-        if broken:
-            causes = "; ".join(f"{p.label}: {p.errors[0]}" for p in broken)
-            raise PluginError(
-                f"{kind[:-1].replace('_', ' ')} {name!r} is not registered, and plugins failed to "
-                f"load: {causes}. Fix or uninstall them (see `modelreg plugins`)."
-            )
-        raise KeyError(name)
-
-    def names(self, kind: str) -> list[str]:
-        """Registered names of one kind, sorted."""
-        return sorted(self.objects[kind])
+_HOOK_NAMES = tuple(kind.hook for kind in KINDS)
 
 
 class _TrackingPluginManager(pluggy.PluginManager):
@@ -157,30 +67,38 @@ class _TrackingPluginManager(pluggy.PluginManager):
         self._on_change()
         return result
 
-
-def _plugin_filters() -> tuple[set[str] | None, set[str]]:
-    """``MODELREG_PLUGINS`` (None: no limit) and ``MODELREG_DISABLE_PLUGINS``, env then .env."""
-    from registry.options import process_options
-
-    options = process_options().values
-    allowed = set(options.plugins) if options.plugins is not None else None
-    return allowed, set(options.disable_plugins)
+    def set_blocked(self, name: str) -> None:
+        super().set_blocked(name)
+        self._on_change()
 
 
 class PluginHost:
-    """Owns the pluggy manager; loads built-ins and entry points on demand; caches registrations."""
+    """Owns the pluggy manager; loads built-ins and entry points on demand; caches registrations.
 
-    def __init__(self) -> None:
+    Args:
+        entry_points: False keeps installed plugins out entirely (:mod:`registry.testing`).
+        selection: which installed plugins may load; default: read from the environment when
+            entry points are first loaded.
+    """
+
+    def __init__(
+        self, *, entry_points: bool = True, selection: PluginSelection | None = None
+    ) -> None:
         self._lock = threading.RLock()
         self.pm = _TrackingPluginManager(self._invalidate)
         self.pm.add_hookspecs(hookspecs)
+        self._use_entry_points = entry_points
+        self._selection = selection
         self._infos: dict[str, PluginInfo] = {}
         self._builtins_loaded = False
         self._entry_points_loaded = False
-        self._cache: Registrations | None = None
+        #: Registrations without / with the layered kinds (capabilities: read only when needed).
+        self._cache: dict[bool, Registrations] = {}
+        #: Problems with MODELREG_PLUGINS / MODELREG_DISABLE_PLUGINS (also issued as warnings).
+        self.selection_warnings: list[str] = []
 
     def _invalidate(self) -> None:
-        self._cache = None
+        self._cache = {}
 
     def _load_builtins(self) -> None:
         if self._builtins_loaded:
@@ -192,126 +110,120 @@ class PluginHost:
             self.pm.register(module, name=module_name)
 
     def load_entry_points(self) -> None:
-        """Import the ``modelreg`` entry points allowed by MODELREG_PLUGINS / _DISABLE_PLUGINS."""
+        """Import the ``modelreg`` entry points the selection allows; block the others."""
         with self._lock:
             if self._entry_points_loaded:
                 return
             self._load_builtins()
             self._entry_points_loaded = True
-            from importlib.metadata import entry_points
+            if self._use_entry_points:
+                from importlib.metadata import entry_points
 
-            allowed, blocked = _plugin_filters()
-            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-                dist = entry_point.dist
-                dist_name = dist.metadata["Name"] if dist is not None else None
-                names = {entry_point.name, dist_name} - {None}
-                if allowed is not None and not names & allowed:
-                    continue
-                if names & blocked or self.pm.has_plugin(entry_point.name):
-                    continue
-                info = PluginInfo(
-                    entry_point.name,
-                    builtin=False,
-                    distribution=dist_name,
-                    version=dist.version if dist is not None else None,
-                )
-                self._infos[entry_point.name] = info
-                try:
-                    plugin = entry_point.load()
-                    self.pm.register(plugin, name=entry_point.name)
-                except Exception as exc:
-                    info.errors.append(f"failed to load: {type(exc).__name__}: {exc}")
+                found = list(entry_points(group=ENTRY_POINT_GROUP))
+                selection = self._selection or read_selection()
+                for entry_point in found:
+                    self._load_entry_point(entry_point, selection)
+                installed = {ep.name for ep in found} | {_distribution(ep)[0] or "" for ep in found}
+                self.selection_warnings = selection.unknown_names(installed - {""}, DEFAULT_PLUGINS)
             self._invalidate()
+        for message in self.selection_warnings:  # last: under -W error, loading is complete
+            warnings.warn(message, PluginWarning, stacklevel=2)
 
-    def registrations(self, *, with_entry_points: bool = False) -> Registrations:
-        """What every loaded plugin registered (loading entry points first if asked)."""
+    def _load_entry_point(self, entry_point: EntryPoint, selection: PluginSelection) -> None:
+        dist_name, version = _distribution(entry_point)
+        name = entry_point.name
+        if self.pm.has_plugin(name) and name not in self._infos:
+            return  # registered by hand under this name (a test): that one is used
+        if name in self._infos:  # two distributions chose the same entry-point name
+            name = f"{name}[{dist_name}]"
+        info = PluginInfo(name, builtin=False, distribution=dist_name, version=version)
+        self._infos[name] = info
+        info.disabled_by = selection.kept_out_by({entry_point.name, dist_name or name})
+        if info.disabled_by is not None:
+            self.pm.set_blocked(name)
+            return
+        try:
+            self.pm.register(entry_point.load(), name=name)
+        except Exception as exc:
+            info.fail(f"failed to load: {type(exc).__name__}: {exc}", incomplete=True)
+
+    def registrations(
+        self, *, with_entry_points: bool = False, layered: bool = False
+    ) -> Registrations:
+        """What every loaded plugin registered (loading entry points first if asked).
+
+        ``layered``: include the layered kinds (capabilities), whose built-in table is only
+        read when a model's capabilities are needed.
+        """
         with self._lock:
             self._load_builtins()
             if with_entry_points:
                 self.load_entry_points()
-            if self._cache is None:
-                self._cache = self._collect()
-            return self._cache
+            if layered not in self._cache:
+                kinds = KINDS if layered else tuple(k for k in KINDS if not k.layered)
+                self._cache[layered] = self._collect(kinds)
+            return self._cache[layered]
 
-    def _info(self, name: str) -> PluginInfo:
-        if name not in self._infos:
-            self._infos[name] = PluginInfo(name, builtin=False)
-        return self._infos[name]
-
-    def _collect(self) -> Registrations:
-        for info in self._infos.values():
-            info.registered = {kind: [] for kind in _KINDS}
-            info.errors = [e for e in info.errors if e.startswith("failed to load")]
-        registrations = Registrations([], self._entry_points_loaded)
-        impls_by_kind = {
-            kind: getattr(self.pm.hook, f"modelreg_register_{kind}").get_hookimpls()
-            for kind in _KINDS
+    def _collect(self, kinds: tuple[Kind, ...]) -> Registrations:
+        infos = {
+            name: replace(
+                base,
+                registered={kind.key: [] for kind in KINDS},
+                errors=list(base.errors),
+                incomplete=list(base.incomplete),
+            )
+            for name, base in self._infos.items()
         }
-        # Built-ins first, so a third party can never take a built-in's name.
-        for kind, impls in impls_by_kind.items():
-            ordered = sorted(impls, key=lambda impl: not self._info(impl.plugin_name).builtin)
-            for impl in ordered:
-                self._call(kind, impl, registrations)
-        registrations.plugins = sorted(
-            (
-                i
-                for i in self._infos.values()
-                if i.builtin or self.pm.has_plugin(i.name) or i.errors
-            ),
-            key=lambda i: (not i.builtin, i.name),
-        )
-        return registrations
-
-    def _call(self, kind: str, impl: Any, registrations: Registrations) -> None:
-        info = self._info(impl.plugin_name)
-        pending: list[tuple[str, Any]] = []
-
-        def register(name: str, obj: Any) -> None:
-            pending.append((name, obj))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:
-            message = f"modelreg_register_{kind} raised {type(exc).__name__}: {exc}"
-            info.errors.append(message)
-            return
-        for name, obj in pending:
-            problem = _CHECKS[kind](obj) if isinstance(name, str) and name else "empty name"
-            owner = registrations.owner[kind].get(name)
-            if problem is None and owner is not None:
-                problem = f"name {name!r} is already registered by {owner.label}"
-            if problem is not None:
-                info.errors.append(f"{kind[:-1].replace('_', ' ')} {name!r}: {problem}")
-                if owner is None:
-                    registrations.failed[kind][name] = (
-                        f"plugin {info.label} registered an invalid {kind[:-1].replace('_', ' ')} "
-                        f"{name!r}: {problem}"
-                    )
-                continue
-            registrations.objects[kind][name] = obj
-            registrations.owner[kind][name] = info
-            info.registered[kind].append(name)
+        claims: list[Claim] = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is not None:  # None: blocked
+                info = infos.setdefault(name, PluginInfo(name, builtin=False))
+                _check_hooks(self.pm, plugin, info)
+        for kind in kinds:
+            # pluggy's call order (tryfirst/trylast); the outcome does not depend on it.
+            for impl in reversed(getattr(self.pm.hook, kind.hook).get_hookimpls()):
+                if not (impl.hookwrapper or impl.wrapper):
+                    claims += _call(kind, impl, infos[impl.plugin_name])
+        shown = {
+            name: info
+            for name, info in sorted(infos.items(), key=lambda item: (not item[1].builtin, item[0]))
+            if info.builtin or self.pm.has_plugin(name) or info.errors or info.disabled_by
+        }
+        return settle(shown, claims)
 
     def lookup(self, kind: str, name: str) -> Any:
-        """Find ``name``: built-ins first, then (loading them now) the entry-point plugins."""
-        try:
-            return self.registrations().get(kind, name)
-        except KeyError:
-            if self._entry_points_loaded:
-                raise
-        return self.registrations(with_entry_points=True).get(kind, name)
+        """Find ``name``: a built-in's without loading installed plugins, else after loading them.
+
+        Raises PluginError when the name is unavailable or may be provided by a plugin that was
+        kept out or broken, KeyError when nothing registered it.
+        """
+        layered = kind in _LAYERED
+        registrations = self.registrations(layered=layered)
+        owner = registrations.owner[kind].get(name)
+        if owner is None or not owner.builtin:  # a plugin's name may be claimed twice
+            registrations = self.registrations(with_entry_points=True, layered=layered)
+        return registrations.get(kind, name)
 
     def names(self, kind: str) -> list[str]:
-        """Every name of one kind, entry-point plugins included."""
-        return self.registrations(with_entry_points=True).names(kind)
+        """Every usable name of one kind, entry-point plugins included."""
+        return self.registrations(with_entry_points=True, layered=kind in _LAYERED).names(kind)
 
     def objects(self, kind: str) -> dict[str, Any]:
-        """Every object of one kind by name, entry-point plugins included."""
-        return dict(self.registrations(with_entry_points=True).objects[kind])
+        """Every usable object of one kind by name, entry-point plugins included."""
+        registrations = self.registrations(with_entry_points=True, layered=kind in _LAYERED)
+        return dict(registrations.objects[kind])
+
+    def layers(self, kind: str) -> list[Layer]:
+        """The entries of a layered kind (capabilities), built-ins first, plugins loaded."""
+        return list(self.registrations(with_entry_points=True, layered=True).layers[kind])
 
     def plugins(self) -> list[PluginInfo]:
-        """Every plugin (built-in, installed, failed), for ``modelreg plugins``."""
-        return self.registrations(with_entry_points=True).plugins
+        """Every plugin (built-in, installed, disabled, failed), for ``modelreg plugins``."""
+        return self.registrations(with_entry_points=True, layered=True).plugins
+
+    def registered_as(self, kind: str, obj: Any) -> tuple[str, PluginInfo] | None:
+        """The name ``obj`` is registered under and its plugin (among those loaded), or None."""
+        return self.registrations().registered_as(kind, obj)
 
     def backend(self, name: str) -> Any:
         """BackendCatalog: the backend class registered as ``name``."""
@@ -320,6 +232,70 @@ class PluginHost:
     def backend_names(self) -> list[str]:
         """BackendCatalog: every registered backend name."""
         return self.names("backends")
+
+
+def _distribution(entry_point: EntryPoint) -> tuple[str | None, str | None]:
+    dist = entry_point.dist
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _check_hooks(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo) -> None:
+    """Report hooks pluggy would never call, each as an error of this plugin alone.
+
+    Misspelt names (the rule of pluggy's ``check_pending``, which raises on the first one it
+    finds in any plugin), wrappers, and ``modelreg_*`` functions without ``@hookimpl``.
+    """
+    impls = [
+        (caller, impl)
+        for caller in pm.get_hookcallers(plugin) or []
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin
+    ]
+    problems = [
+        f"unknown hook {caller.name!r}, never called.{did_you_mean(caller.name, _HOOK_NAMES)} "
+        f"Hooks: {', '.join(_HOOK_NAMES)}"
+        for caller, impl in impls
+        if not caller.has_spec() and not impl.optionalhook
+    ]
+    problems += [
+        f"{caller.name} is a hook wrapper, never called: a wrapper around other plugins' "
+        "registrations could change them; use a plain @hookimpl"
+        for caller, impl in impls
+        if caller.has_spec() and (impl.hookwrapper or impl.wrapper)
+    ]
+    problems += [
+        f"{attribute} is not decorated with @registry.hookimpl, so it is never called"
+        for attribute in dir(plugin)
+        if attribute.startswith("modelreg_")
+        and callable(getattr(plugin, attribute, None))
+        and pm.parse_hookimpl_opts(plugin, attribute) is None
+    ]
+    for problem in problems:
+        info.fail(problem, incomplete=True)
+
+
+_LAYERED = frozenset(kind.key for kind in KINDS if kind.layered)
+
+
+def _call(kind: Kind, impl: Any, info: PluginInfo) -> list[Claim]:
+    """Call one plugin's hook for ``kind``; what it registered, or [] if it raised."""
+    pending: list[Claim] = []
+
+    def register(name: str, obj: Any) -> None:
+        if isinstance(name, str) and name:
+            pending.append(Claim(kind.key, name, obj, info.name))
+        else:
+            info.fail(f"{kind.label} {name!r}: a name must be a non-empty string")
+
+    arguments = {"register": register}
+    try:
+        impl.function(*(arguments[name] for name in impl.argnames))
+    except Exception as exc:
+        info.fail(f"{kind.hook} raised {type(exc).__name__}: {exc}", incomplete=True)
+        return []
+    return pending
 
 
 _host: PluginHost | None = None
@@ -337,12 +313,12 @@ def get_plugin_host() -> PluginHost:
 
 def reset_plugin_host() -> None:
     """Forget loaded plugins (tests; or after installing a plugin in a running process)."""
+    set_plugin_host(None)
+
+
+def set_plugin_host(host: PluginHost | None) -> PluginHost | None:
+    """Make ``host`` the process-wide one (None: a fresh one on next use); return the previous."""
     global _host
     with _host_lock:
-        _host = None
-
-
-def describe(items: Iterable[str]) -> str:
-    """Comma list, or ``none``."""
-    items = list(items)
-    return ", ".join(items) if items else "none"
+        previous, _host = _host, host
+        return previous

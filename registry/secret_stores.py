@@ -15,6 +15,7 @@ pydantic-settings source (``SecretsSettingsSource``, ``AzureKeyVaultSettingsSour
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError
-from registry.hookspecs import hookimpl
+from registry.hookspecs import RegisterSettingsSource, hookimpl
 from registry.masking import escape_control
 from registry.variables import VariableSource
 
@@ -100,7 +101,7 @@ def secret_stores(options: LoadedOptions) -> list[VariableSource]:
 
     registered: dict[str, SettingsSource] = get_plugin_host().objects("settings_sources")
     built: list[tuple[int, VariableSource]] = []
-    context = {k: v for k, v in options.values.__dict__.items()}
+    context = collections.defaultdict(str, options.parsed)  # an unset option formats as ""
     for name, spec in registered.items():
         source = spec.build(options)
         if source is None:
@@ -108,7 +109,9 @@ def secret_stores(options: LoadedOptions) -> list[VariableSource]:
         label = spec.label
 
         def origin(variable: str, label: str = label) -> str:
-            return escape_control(label.format_map({**context, "name": variable}))
+            return escape_control(
+                label.format_map(collections.ChainMap({"name": variable}, context))
+            )
 
         built.append((spec.order, VariableSource(name, _cached(as_lookup(source)), origin, True)))
     return [source for _, source in sorted(built, key=lambda item: item[0])]
@@ -122,7 +125,7 @@ def secrets_directory(options: LoadedOptions) -> Any:
 
     The trailing newline of each file is stripped (the convention of Docker and Kubernetes).
     """
-    directory: Path | None = options.values.secrets_dir
+    directory: Path | None = options.get("secrets_dir")
     if directory is None:
         return None
     origin = options.origin("secrets_dir")
@@ -242,7 +245,7 @@ _vaults_lock = threading.Lock()
 
 def azure_key_vault(options: LoadedOptions) -> Any:
     """The vault of ``azure_key_vault_url`` (one per URL per process), or None."""
-    url = options.values.azure_key_vault_url
+    url: str | None = options.get("azure_key_vault_url")
     if url is None:
         return None
     with _vaults_lock:
@@ -252,7 +255,7 @@ def azure_key_vault(options: LoadedOptions) -> Any:
 
 
 @hookimpl
-def modelreg_register_settings_sources(register: Callable[[str, SettingsSource], None]) -> None:
+def modelreg_register_settings_sources(register: RegisterSettingsSource) -> None:
     """The secrets directory (order 30) and Azure Key Vault (order 40)."""
     register(
         "secrets-dir",

@@ -125,7 +125,7 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     """
     origin = KWARG_SOURCE
     if env is None:
-        env = settings.options.values.env if from_variables else None
+        env = settings.options.get("env") if from_variables else None
         if env is None:
             return None
         origin = settings.options.origin("env")
@@ -144,15 +144,15 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     )
 
 
-def _chosen_file(options: LoadedOptions, name: str, default: str, what: str) -> Path | None:
+def _chosen_file(option: tuple[str, str] | None, default: str, what: str) -> Path | None:
     """The file an option names (it must exist), else ``./default`` if it exists."""
-    chosen: Path | None = getattr(options.values, name)
-    if chosen is None:
+    if option is None:
         candidate = Path(default)
         return candidate if candidate.is_file() else None
+    chosen = Path(option[0])
     if not chosen.is_file():
         raise ConfigError(
-            f"{what} {escape_control(str(chosen))!r} (from {options.origin(name)}) does not exist "
+            f"{what} {escape_control(str(chosen))!r} (from {option[1]}) does not exist "
             f"or is not a file. Check the path, or unset it to use ./{default}."
         )
     return chosen
@@ -229,31 +229,35 @@ def load_settings(
     Raises:
         ConfigError: a named file is missing, a source is malformed, an option is invalid.
     """
-    from registry.options import load_options, unknown_variables, warn_unknown_variables
+    from registry.options import (
+        early_option,
+        load_options,
+        unknown_variables,
+        warn_unknown_variables,
+    )
 
     environ = dict(os.environ)
     given = {"settings": path, "dotenv": dotenv_path, "env": env}
-    early = load_options(given, environ=environ, dotenv={}, given_origin=given_origin)
-    dotenv_file = _chosen_file(early, "dotenv", DEFAULT_DOTENV_FILE, ".env file")
+    dotenv_file = _chosen_file(
+        early_option("dotenv", given, given_origin, environ), DEFAULT_DOTENV_FILE, ".env file"
+    )
     dotenv_variables = read_dotenv_variables(dotenv_file)
     dotenv_label = display_path(dotenv_file) if dotenv_file else ".env"
-
-    def options_with(toml: TomlFileSource | None) -> LoadedOptions:
-        return load_options(
-            given,
-            environ=environ,
-            dotenv=dotenv_variables,
-            dotenv_label=dotenv_label,
-            toml=toml.data if toml else None,
-            toml_label=toml.label if toml else "settings.toml",
-            given_origin=given_origin,
-        )
-
     settings_file = _chosen_file(
-        options_with(None), "settings", DEFAULT_SETTINGS_FILE, "settings file"
+        early_option("settings", given, given_origin, environ, dotenv_variables, dotenv_label),
+        DEFAULT_SETTINGS_FILE,
+        "settings file",
     )
     toml = TomlFileSource(settings_file) if settings_file is not None else None
-    options = options_with(toml)
+    options = load_options(
+        given,
+        environ=environ,
+        dotenv=dotenv_variables,
+        dotenv_label=dotenv_label,
+        toml=toml.data if toml else None,
+        toml_label=toml.label if toml else "settings.toml",
+        given_origin=given_origin,
+    )
     unknown = unknown_variables(environ, dotenv_variables)
     warn_unknown_variables(unknown)
     sources: list[Source] = [EnvironmentSource(environ)]

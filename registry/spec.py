@@ -35,6 +35,9 @@ class CommonFields(BaseModel):
     model: str | None = Field(None, min_length=1, description="base model: picks the tokenizer")
     aliases: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the base model's capabilities"
+    )
     timeout: float = Field(180.0, gt=0, description="seconds per request")
     max_retries: int = Field(3, ge=0, le=100)
     token_counter: str | None = Field(None, min_length=1)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-__all__ = ["modelreg"]
+__all__ = ["README", "modelreg", "readme_block"]
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(after: str, language: str) -> str:
+    """The first ``language`` code block after the text ``after`` in the README."""
+    content = README.read_text(encoding="utf-8")
+    start = content.index(f"```{language}\n", content.index(after)) + len(language) + 4
+    return content[start : content.index("```", start)]
 
 
 def modelreg(

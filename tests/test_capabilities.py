@@ -29,7 +29,7 @@ from backends.capabilities import (
 )
 from backends.fake import FakeModel
 from registry import ConfigError, ModelRegistry, PluginError, hookimpl, hookspecs
-from tests.test_plugins import readme_block
+from tests.helpers import readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 REASONING_REJECTS = {

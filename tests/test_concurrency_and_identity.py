@@ -394,3 +394,36 @@ def test_model_dropped_without_close_leaves_no_socket_open(server: AzureServer) 
         warnings.simplefilter("error")  # "unclosed socket" would be raised here
         gc.collect()
     assert server.wait_for_closed_connections() == 0
+
+
+def test_real_azure_identity_errors_and_tokens(server: AzureServer) -> None:
+    # With azure-identity installed (the dev extra has it), its own exception and token types.
+    pytest.importorskip("azure.identity")
+    from azure.core.credentials import AccessToken as RealAccessToken
+    from azure.identity import CredentialUnavailableError as RealUnavailable
+
+    from backends.azure import AzureOpenAIModel
+    from backends.token_providers import AzureIdentityTokenProvider
+
+    class StandIn:
+        signed_in = False
+        calls = 0
+
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            if not self.signed_in:
+                raise RealUnavailable("EnvironmentCredential authentication unavailable.\nmore")
+            StandIn.calls += 1
+            return RealAccessToken(f"token-real-{StandIn.calls}", int(time.time()) + 3600)
+
+    credential = StandIn()
+    provider = AzureIdentityTokenProvider(credential=credential)
+    model = AzureOpenAIModel(
+        "dep", azure_ad_token_provider=provider, url=server.base_url, api_version="2024-10-21"
+    )
+    with pytest.raises(MissingCredentialsError, match=r"\(EnvironmentCredential .*unavailable\.\)"):
+        model.run(MESSAGES)
+    credential.signed_in = True
+    server.add_faults(EXPIRED)
+    model.run(MESSAGES)
+    assert bearer_tokens(server) == ["token-real-1", "token-real-2"]
+    model.close()

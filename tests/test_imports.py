@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -31,12 +32,12 @@ def test_create_model_does_not_import_openai(tmp_path: Path) -> None:
         'api_key = "k"\\n\');'
         "from registry import create_model;"
         "m = create_model('m');"
-        "print('openai' in sys.modules, 'tiktoken' in sys.modules)"
+        "print('openai' in sys.modules, 'tiktoken' in sys.modules, 'asyncio' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(tmp_path)
     )
-    assert result.stdout.strip() == "False False"
+    assert result.stdout.strip() == "False False False"
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -68,3 +69,26 @@ def test_list_command_imports_no_plugins_sdk_or_tokenizer(tmp_path: Path) -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(tmp_path)
     )
     assert result.stdout.strip() == "0 []"
+
+
+def test_options_are_read_by_pydantic_settings_only_when_some_are_set(tmp_path: Path) -> None:
+    """No option anywhere: defaults, and pydantic-settings is not imported (cold start)."""
+    (tmp_path / "settings.toml").write_text('[models.m]\nbackend = "fake"\n')
+    code = (
+        "import sys; from registry import create_model; m = create_model('m');"
+        "from registry.options import registry_options; o = registry_options();"
+        "print('pydantic_settings' in sys.modules, o.get('env'), o.origin('env'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
+    quiet = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path), env=env
+    )
+    assert quiet.stdout.split() == ["False", "None", "built-in", "default"], quiet.stderr
+    (tmp_path / "settings.toml").write_text(
+        '[models.m]\nbackend = "fake"\n[environments.prod.models.m]\nreply = "p"\n'
+    )
+    env["MODELREG_ENV"] = "prod"
+    set_ = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path), env=env
+    )
+    assert set_.stdout.split() == ["True", "prod", "env", "MODELREG_ENV"], set_.stderr

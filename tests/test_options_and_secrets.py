@@ -54,13 +54,13 @@ def test_each_option_from_each_origin_in_order(
     )
     monkeypatch.setenv("MODELREG_SECRETS_DIR", "from-env")
     options = registry_options()
-    assert str(options.values.secrets_dir) == "from-env"
+    assert str(options.get("secrets_dir")) == "from-env"
     assert options.origin("secrets_dir") == "env MODELREG_SECRETS_DIR"
-    assert options.values.env == "staging"
+    assert options.get("env") == "staging"
     assert options.origin("env") == ".env (MODELREG_ENV)"
-    assert options.values.plugins == ["a", "b"]
+    assert options.get("plugins") == ["a", "b"]
     assert options.origin("plugins") == ".env (MODELREG_PLUGINS)"
-    assert str(options.values.tiktoken_cache_dir) == "file-cache"
+    assert str(options.get("tiktoken_cache_dir")) == "file-cache"
     assert options.origin("tiktoken_cache_dir") == "settings.toml (tiktoken_cache_dir)"
     assert options.origin("routing_state") == "built-in default"
     assert registry_options(env="prod").origin("env") == "keyword argument"
@@ -83,8 +83,13 @@ def test_plugins_option_in_dotenv_is_honoured(
 
     write_settings('[models.m]\nbackend = "fake"\n')
     (isolated / ".env").write_text("MODELREG_PLUGINS=\n")  # empty: only the built-ins
-    names = {p.name for p in get_plugin_host().plugins()}
-    assert names == {"backends.builtin", "registry.secret_stores"}
+    plugins = get_plugin_host().plugins()
+    assert {p.name for p in plugins if not p.disabled_by} == {
+        "backends.builtin",
+        "registry.secret_stores",
+    }
+    # installed plugins are listed as disabled, with where the option was set
+    assert all(p.disabled_by == ".env (MODELREG_PLUGINS)" for p in plugins if not p.builtin)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from backends.results import completion_from_text
 from registry import (
     BackendError,
     ConfigError,
@@ -28,6 +29,12 @@ from registry.plugins import get_plugin_host
 from tests.azure_server import AzureServer
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
+
+
+def text(reply: Any) -> str:
+    """The reply's text (what a RecordingClient put there: its label)."""
+    content: str = reply.choices[0].message.content
+    return content
 
 
 def example_plugin_installed() -> bool:
@@ -159,8 +166,12 @@ def test_installed_plugin_kept_out(
     write_settings(FAKE_AND_AZURE.replace("{backend}", "echo"))
     monkeypatch.setenv(variable, value)
     registry = ModelRegistry.from_settings()
-    with pytest.raises(ConfigError, match="not a registered backend"):
+    with pytest.raises(PluginError) as caught:
         registry.create("needs_plugin")
+    assert "backend 'echo' is not registered" in str(caught.value)
+    assert f"example (modelreg-example-plugin 0.1.0), kept out by env {variable}" in str(
+        caught.value
+    )
     assert registry.create("ok").run(MESSAGES).choices[0].message.content == "still working"
 
 
@@ -261,7 +272,7 @@ def test_plugin_registering_bad_objects(write_settings: Callable[[str], Path], s
         registry.create("needs_plugin")
     assert type(registry.create("az")).__name__ == "AzureOpenAIModel"  # the built-in kept its name
     errors = {p.name: p for p in get_plugin_host().plugins()}["sloppy_plugin"].errors
-    assert any("'azure'" in e and "already registered" in e for e in errors)
+    assert any("'azure'" in e and "refused, the name is built in" in e for e in errors)
     assert any("'useless'" in e for e in errors)
 
 
@@ -290,7 +301,7 @@ class RecordingClient:
         class Completions:
             def create(self, **kwargs: Any) -> Any:
                 client.calls.append(kwargs)
-                return client.label
+                return completion_from_text(client.label, model=kwargs["model"])
 
         if with_parse:
             Completions.parse = Completions.create  # type: ignore[attr-defined]
@@ -306,7 +317,7 @@ class AsyncRecordingClient(RecordingClient):
             async def create(self, **kwargs: Any) -> Any:
                 await asyncio.sleep(0.01)
                 client.calls.append(kwargs)
-                return client.label
+                return completion_from_text(client.label, model=kwargs["model"])
 
         self.chat = type("Chat", (), {"completions": Completions()})()
 
@@ -319,7 +330,7 @@ def test_plugin_registered_for_one_test(write_settings: Callable[[str], Path]) -
         write_settings(
             '[models.m]\nbackend = "azure"\ndeployment = "d"\nclient_provider = "scripted"\n'
         )
-        assert create_model("m").run(MESSAGES) == "scripted"
+        assert text(create_model("m").run(MESSAGES)) == "scripted"
         assert plugin.client.calls[0]["model"] == "d"
     finally:
         host.pm.unregister(name="one-test")
@@ -343,7 +354,7 @@ def test_provider_client_missing_methods(write_settings: Callable[[str], Path]) 
     host.pm.register(NoParse(), name="np")
     try:
         model = create_model("m")
-        assert model.run(MESSAGES) == "np"
+        assert text(model.run(MESSAGES)) == "np"
 
         class Answer(__import__("pydantic").BaseModel):
             text: str
@@ -380,7 +391,7 @@ def test_override_clients_two_threads_at_once(write_settings: Callable[[str], Pa
     def rollout(label: str) -> None:
         with override_clients(client=clients[label]):
             barrier.wait()
-            results[label] = [model.run(MESSAGES) for _ in range(20)]
+            results[label] = [text(model.run(MESSAGES)) for _ in range(20)]
 
     threads = [threading.Thread(target=rollout, args=(label,)) for label in clients]
     for thread in threads:
@@ -397,7 +408,7 @@ def test_override_clients_two_tasks_at_once(write_settings: Callable[[str], Path
 
     async def rollout(label: str) -> list[str]:
         with override_clients(async_client=clients[label]):
-            return [await model.arun(MESSAGES) for _ in range(5)]
+            return [text(await model.arun(MESSAGES)) for _ in range(5)]
 
     async def main() -> list[list[str]]:
         return list(await asyncio.gather(rollout("x"), rollout("y")))
@@ -411,7 +422,7 @@ def test_model_created_inside_override_keeps_its_clients(
     client = RecordingClient("inside")
     with override_clients(client=client):
         model = azure_model(write_settings)
-    assert model.run(MESSAGES) == "inside"
+    assert text(model.run(MESSAGES)) == "inside"
 
 
 def test_override_checks_client_methods() -> None:
@@ -481,64 +492,3 @@ def test_fake_backend_every_path(write_settings: Callable[[str], Path]) -> None:
         assert text == "streamed reply"
 
     asyncio.run(async_paths())
-
-
-# -- the README's plugin, written only from the README ----------------------------------------
-
-
-def readme_block(after: str, language: str) -> str:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
-    return text[start : text.index("```", start)]
-
-
-def test_plugin_written_from_readme(
-    write_settings: Callable[[str], Path], site: Path, server: AzureServer
-) -> None:
-    pyproject = readme_block("Five lines of `pyproject.toml`", "toml")
-    entry = pyproject.split("[project.entry-points.modelreg]")[1].strip()
-    name, module = (part.strip().strip('"') for part in entry.split("="))
-    assert (name, module) == ("acme", "modelreg_acme")
-    package = site / module
-    package.mkdir()
-    (package / "__init__.py").write_text(readme_block("One example of each hook", "python"))
-    info = site / "modelreg_acme-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: modelreg-acme\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[modelreg]\n{name} = {module}\n")
-
-    write_settings(
-        f"""
-        [models.a]
-        backend = "acme"
-        greeting = "hi"
-        token_counter = "acme-words"
-        [models.rl]
-        backend = "azure"
-        deployment = "policy"
-        endpoint = "{server.base_url}"
-        api_version = "2024-10-21"
-        api_key = "test-key"
-        client_provider = "acme-rl"
-        """
-    )
-    model = create_model("a")
-    assert model.run([{"role": "user", "content": "there"}]) == "hi, there"
-    assert (
-        model.token_counter.count_tokens_from_messages([{"role": "user", "content": "a b c"}]) == 3
-    )
-
-    import modelreg_acme  # type: ignore[import-not-found]
-
-    rollout_client = RecordingClient("from the RL framework")
-    modelreg_acme.PROVIDER.client = rollout_client
-    assert create_model("rl").run(MESSAGES) == "from the RL framework"
-    assert rollout_client.calls[0]["model"] == "policy"
-    modelreg_acme.PROVIDER.client = None
-    assert create_model("rl").run(MESSAGES).choices[0].message.content.startswith("Hello")
-    assert {p.name: p for p in get_plugin_host().plugins()}["acme"].registered == {
-        "backends": ["acme"],
-        "token_counters": ["acme-words"],
-        "client_providers": ["acme-rl"],
-        "settings_sources": [],
-    }

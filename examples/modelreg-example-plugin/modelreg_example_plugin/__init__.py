@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from backends.base import BackendSettings, BaseModelBackend, BuildContext
+from backends.results import completion_from_text
 from backends.token_counting import BaseTokenCounter
 from registry import hookimpl
+from registry.hookspecs import RegisterBackend, RegisterClientProvider, RegisterTokenCounter
 from registry.spec import ModelSpec
 
 __all__ = ["RECORDED", "EchoModel", "RecordingProvider", "WordCounter"]
@@ -37,24 +39,8 @@ class EchoModel(BaseModelBackend):
         return model
 
     def _reply(self, messages: list[dict[str, Any]]) -> Any:
-        from openai.types.chat import ChatCompletion
-
         text = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        return ChatCompletion.model_validate(
-            {
-                "id": "echo",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "echo",
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": f"{self.prefix}{text}"},
-                    }
-                ],
-            }
-        )
+        return completion_from_text(f"{self.prefix}{text}", model="echo")
 
     def _run(
         self, messages: list[dict[str, Any]], response_format: Any = None, tools: Any = None
@@ -142,15 +128,15 @@ class RecordingProvider:
 
 
 @hookimpl
-def modelreg_register_backends(register: Callable[[str, type[Any]], None]) -> None:
+def modelreg_register_backends(register: RegisterBackend) -> None:
     register("echo", EchoModel)
 
 
 @hookimpl
-def modelreg_register_token_counters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def modelreg_register_token_counters(register: RegisterTokenCounter) -> None:
     register("words", WordCounter)
 
 
 @hookimpl
-def modelreg_register_client_providers(register: Callable[[str, Any], None]) -> None:
+def modelreg_register_client_providers(register: RegisterClientProvider) -> None:
     register("recorder", RecordingProvider())
