@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -101,17 +102,12 @@ def _timed_out(request: httpx2.Request, budget: float) -> httpx2.ReadTimeout:
     )
 
 
-class _EventBoundary:
-    """Notices the blank line that ends a server-sent event, even split across two reads."""
-
-    __slots__ = ("_tail",)
-
-    def __init__(self) -> None:
-        self._tail = b""
-
-    def ends_event(self, data: bytes) -> bool:
-        window, self._tail = self._tail + data[:3], data[-3:]
-        return any(mark in data or mark in window for mark in (b"\n\n", b"\r\n\r\n", b"\r\r"))
+def _ends_event(tail: bytes, data: bytes) -> bool:
+    """Whether ``data`` (read after ``tail``) completes a server-sent event (a blank line)."""
+    if b"\n\n" in data or b"\r\r" in data or b"\r\n\r\n" in data:
+        return True
+    window = tail + data[:3]  # a blank line split across two reads
+    return b"\n\n" in window or b"\r\r" in window or b"\r\n\r\n" in window
 
 
 class _TimedSyncStream(httpx2.SyncByteStream):
@@ -125,41 +121,44 @@ class _TimedSyncStream(httpx2.SyncByteStream):
         budget: float,
         deadline: float | None,
     ) -> None:
-        self._inner, self._request, self._budget, self._deadline = inner, request, budget, deadline
-        self._alarm = Alarm(sock)
-        self._events = _EventBoundary() if deadline is None else None
+        self._inner, self._request, self._budget = inner, request, budget
+        self._body_deadline = deadline  # None: each event gets the budget
+        self._alarm = Alarm(sock, recheck=budget)
 
     @property
     def elapsed(self) -> Any:
         return getattr(self._inner, "elapsed", None)
 
     def __iter__(self) -> Iterator[bytes]:
-        alarm, chunks = self._alarm, iter(self._inner)
-        waiting = False
+        alarm, budget, chunks = self._alarm, self._budget, iter(self._inner)
+        body_deadline = self._body_deadline
+        per_event = body_deadline is None
+        alarm.start(time.monotonic() + budget if body_deadline is None else body_deadline)
+        tail = b""
         try:
             while True:
-                if not waiting:
-                    alarm.arm(self._deadline or time.monotonic() + self._budget)
-                    waiting = True
                 try:
                     data = next(chunks)
                 except StopIteration:
                     return
                 except httpx2.TransportError as exc:
-                    if alarm.expired():
-                        raise _timed_out(self._request, self._budget) from exc
+                    if alarm.expired():  # the watchdog shut the socket
+                        raise _timed_out(self._request, budget) from exc
                     raise
                 if alarm.expired():
-                    raise _timed_out(self._request, self._budget)
-                if self._events is not None and self._events.ends_event(data):
-                    alarm.disarm()
-                    waiting = False
-                yield data
+                    raise _timed_out(self._request, budget)
+                if per_event and _ends_event(tail, data):
+                    alarm.move(math.inf)  # the reader's own time does not count
+                    yield data
+                    alarm.move(time.monotonic() + budget)
+                else:
+                    yield data
+                tail = data[-3:]
         finally:
-            alarm.disarm()
+            alarm.stop()
 
     def close(self) -> None:
-        self._alarm.disarm()
+        self._alarm.stop()
         self._inner.close()
 
 
@@ -194,7 +193,7 @@ class _TimedAsyncEvents(httpx2.AsyncByteStream):
         return getattr(self._inner, "elapsed", None)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks, events = self._inner.__aiter__(), _EventBoundary()
+        chunks, tail = self._inner.__aiter__(), b""
         deadline: float | None = None
         while True:
             if deadline is None:
@@ -203,8 +202,9 @@ class _TimedAsyncEvents(httpx2.AsyncByteStream):
                 data = await _by(deadline, chunks.__anext__(), self._request, self._budget)
             except StopAsyncIteration:
                 return
-            if events.ends_event(data):
+            if _ends_event(tail, data):
                 deadline = None
+            tail = data[-3:]
             yield data
 
     async def aclose(self) -> None:

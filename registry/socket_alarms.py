@@ -6,8 +6,13 @@ as it likes. An :class:`Alarm` set on the response's socket ends that: when its 
 the watchdog thread calls ``shutdown()`` on the socket, the blocked read returns at once, and
 the reader (which checks :attr:`Alarm.fired`) raises a timeout.
 
-The watchdog wakes only for the earliest deadline set; setting a later one (the usual case, all
-requests sharing one timeout) is a lock and a set insertion. The thread starts on first use.
+Costs, since every request sets one: :meth:`Alarm.start` and :meth:`Alarm.stop` take a lock
+once per response; moving the deadline in between (:meth:`Alarm.move`, once per event of a
+stream) is a plain attribute store. The watchdog sleeps until the earliest deadline, and while
+an alarm is paused (``deadline`` infinite: the reader is not waiting) it looks again every
+``recheck`` seconds, so a deadline set by a lock-free move is never missed: a pause it saw
+began before the move, so its next look comes at most ``recheck`` after the move. The thread
+starts on first use.
 """
 
 from __future__ import annotations
@@ -27,16 +32,15 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self.condition = threading.Condition(threading.Lock())
-        self.armed: set[Alarm] = set()
+        self.alarms: set[Alarm] = set()
         self.wake_at = math.inf
         self._thread: threading.Thread | None = None
 
-    def arm(self, alarm: Alarm, deadline: float) -> None:
+    def add(self, alarm: Alarm) -> None:
         with self.condition:
-            alarm.deadline = deadline
-            self.armed.add(alarm)
-            if deadline < self.wake_at:
-                self.wake_at = deadline
+            self.alarms.add(alarm)
+            if alarm.deadline < self.wake_at:
+                self.wake_at = alarm.deadline
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="modelreg-timeouts", daemon=True
@@ -44,21 +48,22 @@ class _Watchdog:
                     self._thread.start()
                 self.condition.notify()
 
-    def disarm(self, alarm: Alarm) -> None:
+    def remove(self, alarm: Alarm) -> None:
         with self.condition:
-            self.armed.discard(alarm)
+            self.alarms.discard(alarm)
 
     def _run(self) -> None:
         with self.condition:
             while True:
                 now = time.monotonic()
                 earliest = math.inf
-                for alarm in list(self.armed):
-                    if alarm.deadline <= now:
-                        self.armed.discard(alarm)
+                for alarm in list(self.alarms):
+                    deadline = alarm.deadline  # read once: the reader may move it meanwhile
+                    if deadline <= now:
+                        self.alarms.discard(alarm)
                         alarm.fire()
                     else:
-                        earliest = min(earliest, alarm.deadline)
+                        earliest = min(earliest, min(deadline, now + alarm.recheck))
                 self.wake_at = earliest
                 self.condition.wait(None if earliest == math.inf else earliest - now)
 
@@ -76,34 +81,42 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Alarm:
-    """Shuts ``sock`` down if it is still armed when its deadline passes."""
+    """Shuts ``sock`` down if its deadline passes between :meth:`start` and :meth:`stop`.
 
-    __slots__ = ("deadline", "fired", "sock")
+    Without a socket (an in-process transport) nothing is shut: :meth:`expired` still tells the
+    reader, between reads, that the deadline has passed.
+    """
 
-    def __init__(self, sock: socket.socket | None) -> None:
+    __slots__ = ("deadline", "fired", "recheck", "sock")
+
+    def __init__(self, sock: socket.socket | None, recheck: float) -> None:
         self.sock = sock
+        self.recheck = recheck  # how often the watchdog looks at a paused alarm
         self.deadline = math.inf
         self.fired = False
 
-    def arm(self, deadline: float) -> None:
-        """Fire at ``deadline`` (``time.monotonic()`` seconds) unless disarmed first."""
+    def start(self, deadline: float) -> None:
+        """Watch the socket until :meth:`stop`; fire at ``deadline`` (``time.monotonic()``)."""
+        self.deadline = deadline
         if self.sock is not None:
-            _watchdog.arm(self, deadline)
-        else:
-            self.deadline = deadline
+            _watchdog.add(self)
 
-    def disarm(self) -> None:
-        """Do not fire (the read finished in time)."""
+    def move(self, deadline: float) -> None:
+        """A new deadline (``math.inf`` pauses); at least ``recheck`` after the last pause."""
+        self.deadline = deadline
+
+    def stop(self) -> None:
+        """Stop watching (idempotent)."""
         if self.sock is not None:
-            _watchdog.disarm(self)
+            _watchdog.remove(self)
         self.deadline = math.inf
 
     def expired(self) -> bool:
-        """Whether it fired, or (without a socket to shut) its deadline has passed."""
-        return self.fired or time.monotonic() >= self.deadline
+        """Whether it fired, or (with no socket to shut) its deadline has passed."""
+        return self.fired or (self.sock is None and time.monotonic() >= self.deadline)
 
     def fire(self) -> None:
-        """Called by the watchdog, under its lock, so never after :meth:`disarm` returned."""
+        """Called by the watchdog, under its lock, so never after :meth:`stop` returned."""
         self.fired = True
         if self.sock is not None:
             # socket.socket's own shutdown: an SSLSocket's would also drop its TLS state under

@@ -64,6 +64,7 @@ class Fault:
     content_filter_finish: bool = False  # a 200 whose finish_reason is content_filter
     trickle: float = 0.0  # seconds between pieces of the body (stream: of each event)
     trickle_bytes: int = 4  # bytes per piece when trickling
+    trickle_from: int = 0  # stream: events before this one are sent whole
     stall_after: int | None = None  # after this many body bytes, go silent for `stall_for` seconds
     stall_for: float = 0.0
     chunk_interval: float = 0.0  # stream: seconds between whole events
@@ -211,8 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-        def send(data: bytes) -> None:
-            self._write_slowly(f"{len(data):x}\r\n".encode() + data + b"\r\n", fault)
+        def send(data: bytes, index: int = 0) -> None:
+            slow = fault if fault is not None and index >= fault.trickle_from else None
+            self._write_slowly(f"{len(data):x}\r\n".encode() + data + b"\r\n", slow)
             self.wfile.flush()
 
         for index, chunk in enumerate(chunks):
@@ -228,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             event = json.dumps(chunk).encode()
             if fault is not None and fault.corrupt_chunk == index:
                 event = event[: len(event) // 2]
-            send(b"data: " + event + b"\n\n")
+            send(b"data: " + event + b"\n\n", index)
         else:
             send(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")

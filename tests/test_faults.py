@@ -708,3 +708,61 @@ def test_repr_of_a_model_whose_constructor_failed() -> None:
         assert "name=" in repr(instance)
     bare = AzureOpenAIModel.__new__(AzureOpenAIModel)
     assert repr(bare).startswith("AzureOpenAIModel(name=None")
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_slow_reader_does_not_time_out_a_stream(server: AzureServer, use_async: bool) -> None:
+    # The server sends everything at once; the reader takes longer than `timeout` per chunk.
+    # Only the time spent waiting for the server counts.
+    model = make_model(server, "stream", max_retries=0, timeout=0.3)
+
+    def slowly() -> list[Any]:
+        chunks = []
+        for chunk in model.run(MESSAGES):
+            chunks.append(chunk)
+            time.sleep(0.4)
+        return chunks
+
+    async def aslowly() -> list[Any]:
+        chunks = []
+        async for chunk in await model.arun(MESSAGES):
+            chunks.append(chunk)
+            await asyncio.sleep(0.4)
+        await model.aclose()
+        return chunks
+
+    chunks = asyncio.run(aslowly()) if use_async else slowly()
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    model.close()
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_server_trickling_after_a_slow_reader_paused_times_out(
+    server: AzureServer, use_async: bool
+) -> None:
+    # The reader pauses (longer than timeout) after the first chunk; then the server trickles
+    # the next event a byte every 0.1 s (~15 s; a per-read timeout never fires). The wait that
+    # follows the pause must still end after `timeout`.
+    server.add_faults(Fault(trickle=0.1, trickle_bytes=1, trickle_from=1))
+    model = make_model(server, "stream", max_retries=0, timeout=0.4)
+    start = time.monotonic()
+
+    def sync_read() -> None:
+        stream = iter(model.run(MESSAGES))
+        next(stream)
+        time.sleep(0.6)
+        next(stream)
+
+    async def async_read() -> None:
+        stream = (await model.arun(MESSAGES)).__aiter__()
+        await stream.__anext__()
+        await asyncio.sleep(0.6)
+        try:
+            await stream.__anext__()
+        finally:
+            await model.aclose()
+
+    with pytest.raises(openai.APITimeoutError):
+        asyncio.run(async_read()) if use_async else sync_read()
+    assert 0.9 < time.monotonic() - start < 3.5  # 0.6 s paused + 0.4 s waiting; not 15 s
+    model.close()
