@@ -130,30 +130,27 @@ class _TimedSyncStream(httpx2.SyncByteStream):
         return getattr(self._inner, "elapsed", None)
 
     def __iter__(self) -> Iterator[bytes]:
-        alarm, budget, chunks = self._alarm, self._budget, iter(self._inner)
+        # Runs once per read of every response: attribute reads and stores rather than calls.
+        alarm, budget, monotonic = self._alarm, self._budget, time.monotonic
         body_deadline = self._body_deadline
-        per_event = body_deadline is None
-        alarm.start(time.monotonic() + budget if body_deadline is None else body_deadline)
+        per_event, unwatched = body_deadline is None, alarm.sock is None
+        alarm.start(monotonic() + budget if body_deadline is None else body_deadline)
         tail = b""
         try:
-            while True:
-                try:
-                    data = next(chunks)
-                except StopIteration:
-                    return
-                except httpx2.TransportError as exc:
-                    if alarm.expired():  # the watchdog shut the socket
-                        raise _timed_out(self._request, budget) from exc
-                    raise
-                if alarm.expired():
+            for data in self._inner:
+                if alarm.fired or (unwatched and monotonic() >= alarm.deadline):
                     raise _timed_out(self._request, budget)
                 if per_event and _ends_event(tail, data):
-                    alarm.move(math.inf)  # the reader's own time does not count
+                    alarm.deadline = math.inf  # the reader's own time does not count
                     yield data
-                    alarm.move(time.monotonic() + budget)
+                    alarm.deadline = monotonic() + budget
                 else:
                     yield data
                 tail = data[-3:]
+        except httpx2.TransportError as exc:
+            if alarm.fired:  # the watchdog shut the socket
+                raise _timed_out(self._request, budget) from exc
+            raise
         finally:
             alarm.stop()
 

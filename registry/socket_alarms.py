@@ -7,8 +7,8 @@ the watchdog thread calls ``shutdown()`` on the socket, the blocked read returns
 the reader (which checks :attr:`Alarm.fired`) raises a timeout.
 
 Costs, since every request sets one: :meth:`Alarm.start` and :meth:`Alarm.stop` take a lock
-once per response; moving the deadline in between (:meth:`Alarm.move`, once per event of a
-stream) is a plain attribute store. The watchdog sleeps until the earliest deadline, and while
+once per response; moving the deadline in between (once per event of a stream) is a plain
+store to :attr:`Alarm.deadline`. The watchdog sleeps until the earliest deadline, and while
 an alarm is paused (``deadline`` infinite: the reader is not waiting) it looks again every
 ``recheck`` seconds, so a deadline set by a lock-free move is never missed: a pause it saw
 began before the move, so its next look comes at most ``recheck`` after the move. The thread
@@ -83,11 +83,15 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 class Alarm:
     """Shuts ``sock`` down if its deadline passes between :meth:`start` and :meth:`stop`.
 
-    Without a socket (an in-process transport) nothing is shut: :meth:`expired` still tells the
-    reader, between reads, that the deadline has passed.
+    Without a socket (an in-process transport) nothing is shut: the reader compares the time
+    with :attr:`deadline` between reads instead.
     """
 
     __slots__ = ("deadline", "fired", "recheck", "sock")
+
+    #: When to fire (``time.monotonic()``). Between start() and stop() the reader may move it
+    #: without the lock: to ``math.inf`` to pause, and from a pause to ``recheck`` or more away.
+    deadline: float
 
     def __init__(self, sock: socket.socket | None, recheck: float) -> None:
         self.sock = sock
@@ -101,19 +105,11 @@ class Alarm:
         if self.sock is not None:
             _watchdog.add(self)
 
-    def move(self, deadline: float) -> None:
-        """A new deadline (``math.inf`` pauses); at least ``recheck`` after the last pause."""
-        self.deadline = deadline
-
     def stop(self) -> None:
         """Stop watching (idempotent)."""
         if self.sock is not None:
             _watchdog.remove(self)
         self.deadline = math.inf
-
-    def expired(self) -> bool:
-        """Whether it fired, or (with no socket to shut) its deadline has passed."""
-        return self.fired or (self.sock is None and time.monotonic() >= self.deadline)
 
     def fire(self) -> None:
         """Called by the watchdog, under its lock, so never after :meth:`stop` returned."""
