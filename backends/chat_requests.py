@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import BaseModel, ValidationError
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages
-from backends.reply_checks import StreamProgress, completion_problem, excerpt
+from backends.reply_checks import StreamProgress, completion_problem, excerpt, is_completion
 from registry.errors import BackendError, IncompleteStreamError, RegistryError
 from registry.event_loops import LoopLocal
 from registry.masking import redact
@@ -329,10 +329,9 @@ class ChatCompletionsBackend(BaseModelBackend):
             return self._guard_stream(result)
         if kind in _SDK_EVENT_STREAMS:
             return self._guard_event_stream(result)
-        if _from_sdk(completions):
+        if _from_sdk(completions) and not is_completion(result):
             problem = completion_problem(result, self._secret_values())
-            if problem is not None:
-                raise BackendError(f"[{self._context()}] {problem}")
+            raise BackendError(f"[{self._context()}] {problem}")
         return result
 
     # -- credentials -----------------------------------------------------------------------

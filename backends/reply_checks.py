@@ -18,6 +18,7 @@ __all__ = [
     "completion_problem",
     "connection_problem",
     "excerpt",
+    "is_completion",
 ]
 
 
@@ -44,8 +45,18 @@ def _error_message(value: Any, secrets: Iterable[str]) -> str:
     return f"; its error says {excerpt(message, secrets, 200)}" if isinstance(message, str) else ""
 
 
-def completion_problem(result: Any, secrets: Iterable[str] = ()) -> str | None:
-    """Why ``result`` (from an SDK client) is not a usable chat completion, or None if it is."""
+def is_completion(result: Any) -> bool:
+    """Whether ``result`` has a non-empty ``choices`` list whose choices all have a message."""
+    choices = getattr(result, "choices", None)
+    return (
+        type(choices) is list
+        and bool(choices)
+        and all(getattr(choice, "message", None) is not None for choice in choices)
+    )
+
+
+def completion_problem(result: Any, secrets: Iterable[str] = ()) -> str:
+    """Why ``result`` (from an SDK client, not :func:`is_completion`) is not a completion."""
     choices = getattr(result, "choices", None)
     if type(choices) is list and choices:
         for index, choice in enumerate(choices):
@@ -55,7 +66,6 @@ def completion_problem(result: Any, secrets: Iterable[str] = ()) -> str | None:
                     f"{_field_names(choice)}); is base URL a /completions endpoint rather than "
                     "chat completions?"
                 )
-        return None
     if isinstance(result, str | bytes):
         return (
             f"the server answered 200 with a body that is not JSON ({len(result)} characters, "

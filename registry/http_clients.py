@@ -90,8 +90,9 @@ def _budget(client: httpx2.Client | httpx2.AsyncClient, request: httpx2.Request)
 
 
 def _socket_of(response: httpx2.Response) -> Any:
-    stream = response.extensions.get("network_stream")
-    if stream is None or response.http_version != "HTTP/1.1":
+    extensions = response.extensions
+    stream = extensions.get("network_stream")
+    if stream is None or extensions.get("http_version") != b"HTTP/1.1":
         return None  # HTTP/2 multiplexes streams on one socket: never shut it
     return stream.get_extra_info("socket")
 

@@ -87,7 +87,7 @@ class Alarm:
     with :attr:`deadline` between reads instead.
     """
 
-    __slots__ = ("deadline", "fired", "recheck", "sock")
+    __slots__ = ("deadline", "fired", "recheck", "sock", "watched")
 
     #: When to fire (``time.monotonic()``). Between start() and stop() the reader may move it
     #: without the lock: to ``math.inf`` to pause, and from a pause to ``recheck`` or more away.
@@ -98,16 +98,19 @@ class Alarm:
         self.recheck = recheck  # how often the watchdog looks at a paused alarm
         self.deadline = math.inf
         self.fired = False
+        self.watched = False
 
     def start(self, deadline: float) -> None:
         """Watch the socket until :meth:`stop`; fire at ``deadline`` (``time.monotonic()``)."""
         self.deadline = deadline
         if self.sock is not None:
+            self.watched = True
             _watchdog.add(self)
 
     def stop(self) -> None:
-        """Stop watching (idempotent)."""
-        if self.sock is not None:
+        """Stop watching (idempotent; the reading thread's own call takes the lock once)."""
+        if self.watched:
+            self.watched = False
             _watchdog.remove(self)
         self.deadline = math.inf
 
