@@ -131,7 +131,7 @@ class StreamProgress:
             if getattr(choice, "finish_reason", None):
                 self.finished.add(index)
                 self.open.discard(index)
-            elif index not in self.finished:
+            elif index not in self.open and index not in self.finished:
                 self.open.add(index)
 
     @property

@@ -141,7 +141,7 @@ class _TimedSyncStream(httpx2.SyncByteStream):
             for data in self._inner:
                 if alarm.fired or (unwatched and monotonic() >= alarm.deadline):
                     raise _timed_out(self._request, budget)
-                if per_event and _ends_event(tail, data):
+                if per_event and (b"\n\n" in data or _ends_event(tail, data)):
                     alarm.deadline = math.inf  # the reader's own time does not count
                     yield data
                     alarm.deadline = monotonic() + budget
