@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -122,9 +122,14 @@ class ModelRegistry:
         *,
         env: str | None = None,
         dotenv_path: str | os.PathLike[str] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Self:
-        """Load settings (see :func:`registry.settings.load_settings`) into a new registry."""
-        return cls(load_settings(path, dotenv_path=dotenv_path), env=env)
+        """Load settings (see :func:`registry.settings.load_settings`) into a new registry.
+
+        ``options`` sets any registry option by name, above the environment
+        (``{"secrets_dir": "/run/secrets", "plugins": ["acme"]}``).
+        """
+        return cls(load_settings(path, dotenv_path=dotenv_path, options=options), env=env)
 
     @property
     def settings(self) -> Settings:
@@ -144,7 +149,9 @@ class ModelRegistry:
     def reload(self) -> None:
         """Re-read the settings sources; models already created keep working unchanged."""
         current = self._state[0]
-        settings = load_settings(current.path, dotenv_path=current.dotenv_path)
+        settings = load_settings(
+            current.path, dotenv_path=current.dotenv_path, options=current.given_options
+        )
         env = choose_env(settings, self._explicit_env, from_variables=self._env_from_variables)
         with self._lock:
             self._state = (settings, env)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, SecretStr
 
+from registry.deployments import DEPLOYMENTS, Entry, split_deployments
 from registry.errors import ConfigError, PluginError, UnknownModelError, did_you_mean
 from registry.layers import (
     Fields,
@@ -99,6 +100,8 @@ class Resolved:
     unset: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: field path -> a remark for ``show`` (a credential variable that was not used...)
     notes: dict[str, str] = field(default_factory=dict)
+    #: the entries of a pool (``deployments``), each over the model's backend fields
+    deployments: list[Entry] = field(default_factory=list)
 
 
 def canonical_name(settings: Settings, name: str | None, env: str | None) -> str:
@@ -183,7 +186,7 @@ def _owners(catalog: BackendCatalog, key: str) -> list[str]:
 def _set_aside_foreign(catalog: BackendCatalog, resolved: Resolved) -> None:
     """Ignore another backend's fields; a field no backend has is an error (step 3)."""
     fields = resolved.fields
-    allowed = _allowed_fields(resolved.backend_cls.settings_model)
+    allowed = _allowed_fields(resolved.backend_cls.settings_model) | {DEPLOYMENTS}
     backend = fields["backend"]
     for key in sorted(fields.keys() - allowed):
         sourced = fields.pop(key)
@@ -282,19 +285,21 @@ class _Substitution:
         self.resolved = resolved
         self.strict = strict
 
-    def run(self) -> None:
-        fields = self.resolved.fields
+    def run(self, fields: Fields, keys: Collection[str] | None = None, prefix: str = "") -> None:
+        """Substitute in ``fields`` (only ``keys`` when given); paths get ``prefix``."""
         for key, sourced in list(fields.items()):
+            if keys is not None and key not in keys:
+                continue
             if isinstance(sourced.value, SourcedTable):
                 table = sourced.value
                 for sub_key, sub in list(table.items()):
-                    replaced = self._field(f"{key}.{sub_key}", sub)
+                    replaced = self._field(f"{prefix}{key}.{sub_key}", sub)
                     if replaced is None:
                         del table[sub_key]
                     else:
                         table[sub_key] = replaced
             else:
-                replaced = self._field(key, sourced)
+                replaced = self._field(f"{prefix}{key}", sourced)
                 if replaced is None:
                     del fields[key]
                 else:
@@ -361,7 +366,14 @@ def resolve_fields(
     resolved = Resolved(canonical, env, _backend_class(catalog, canonical, fields), fields)
     _set_aside_foreign(catalog, resolved)
     _apply_conventional(settings, resolved)
-    _Substitution(settings, resolved, strict).run()
+    pool = fields.pop(DEPLOYMENTS, None)
+    substitution = _Substitution(settings, resolved, strict)
+    substitution.run(fields)
+    if pool is not None:
+        backend_fields = list(resolved.backend_cls.settings_model.model_fields)
+        resolved.deployments = split_deployments(resolved, pool, backend_fields)
+        for entry in resolved.deployments:
+            substitution.run(entry.fields, entry.own, prefix=f"deployments.{entry.index}.")
     return resolved
 
 

@@ -61,6 +61,8 @@ class Settings:
     options: LoadedOptions
     #: ``MODELREG_*`` variables that are neither options nor settings paths → did-you-mean.
     unknown_variables: Mapping[str, str] = field(default_factory=dict)
+    #: Options given as arguments (kept for :meth:`ModelRegistry.reload`).
+    given_options: Mapping[str, Any] = field(default_factory=dict)
     #: Derived data (merged tables, name maps) cached by resolution; sources never change.
     memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
@@ -216,6 +218,7 @@ def load_settings(
     *,
     dotenv_path: str | os.PathLike[str] | None = None,
     env: str | None = None,
+    options: Mapping[str, Any] | None = None,
     given_origin: str = KWARG_SOURCE,
 ) -> Settings:
     """Read the options, the settings file, ``MODELREG_*`` variables and ``.env``.
@@ -224,6 +227,8 @@ def load_settings(
         path: the settings file; default ``MODELREG_SETTINGS``, else ``./settings.toml`` if present.
         dotenv_path: the ``.env`` file; default ``MODELREG_DOTENV``, else ``./.env`` if present.
         env: the environment overlay (the ``MODELREG_ENV`` option); checked by the registry.
+        options: any other option by name (``{"secrets_dir": "/run/secrets"}``); above the
+            environment, as every argument is.
         given_origin: how to name the arguments above in origins (``--env`` on the CLI...).
 
     Raises:
@@ -237,7 +242,7 @@ def load_settings(
     )
 
     environ = dict(os.environ)
-    given = {"settings": path, "dotenv": dotenv_path, "env": env}
+    given = {**(options or {}), "settings": path, "dotenv": dotenv_path, "env": env}
     dotenv_file = _chosen_file(
         early_option("dotenv", given, given_origin, environ), DEFAULT_DOTENV_FILE, ".env file"
     )
@@ -249,7 +254,7 @@ def load_settings(
         "settings file",
     )
     toml = TomlFileSource(settings_file) if settings_file is not None else None
-    options = load_options(
+    loaded = load_options(
         given,
         environ=environ,
         dotenv=dotenv_variables,
@@ -272,10 +277,11 @@ def load_settings(
         dotenv_path=dotenv_file,
         sources=tuple(sources),
         variables=variable_sources(
-            environ, dotenv_variables, dotenv_label, lambda: _secret_stores(options)
+            environ, dotenv_variables, dotenv_label, lambda: _secret_stores(loaded)
         ),
-        options=options,
+        options=loaded,
         unknown_variables=unknown,
+        given_options=dict(options or {}),
     )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.masking import MASK, Redacted, masked, redact
+
+if TYPE_CHECKING:
+    from registry.deployments import DeploymentSpec
 from registry.precedence import BUILTIN_SOURCE, KWARG_SOURCE
 from registry.validation import not_a_bool
 
@@ -135,6 +138,8 @@ class ModelSpec:
         ignored: fields of another backend that this model's backend does not have.
         secret_fields: fields that hold secrets by their type or name.
         secret_values: fields (dotted paths) whose value came from a secret store.
+        deployments: a pool's members (``[[models.NAME.deployments]]``), or empty; ``options``
+            is then the first member's.
     """
 
     name: str
@@ -146,6 +151,7 @@ class ModelSpec:
     secret_fields: frozenset[str] = frozenset()
     ignored: Mapping[str, IgnoredField] = field(default_factory=dict)
     secret_values: frozenset[str] = frozenset()
+    deployments: tuple[DeploymentSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, Redacted):
@@ -165,20 +171,47 @@ class ModelSpec:
 
     def explain(self) -> dict[str, ExplainedField]:
         """Every field with its source; secrets masked, config keys listed one by one."""
-        explained: dict[str, ExplainedField] = {}
+        shown: dict[str, ExplainedField] = {}
+        pooled = set(type(self.options).model_fields) if self.deployments else set()
         for key, value in sorted(self.values().items()):
+            if key in pooled:
+                continue  # a pool's backend fields are shown per deployment
             if key == "config":
                 for config_key, config_value in sorted(self.config.items()):
                     path = f"config.{config_key}"
                     name = config_key if isinstance(config_value, Mapping) else ""
-                    explained[path] = self._field(path, name, config_value)
+                    shown[path] = self._field(path, name, config_value)
                 continue
-            explained[key] = self._field(key, key, value)
+            shown[key] = self._field(key, key, value)
+        for member in self.deployments:
+            shown.update(self._member(member))
         for key, ignored in sorted(self.ignored.items()):
-            explained[key] = ExplainedField(
+            shown[key] = ExplainedField(
                 display(key, ignored.value), ignored.source, note=f"ignored: {ignored.reason}"
             )
-        return explained
+        return shown
+
+    def _member(self, member: DeploymentSpec) -> dict[str, ExplainedField]:
+        """A pool member's fields: its own (entry origin), else the model's, else built in."""
+        prefix = f"deployments.{member.index}."
+        shown = {
+            prefix + "weight": explained(
+                member.weight,
+                member.sources.get("weight", BUILTIN_SOURCE),
+                name="weight",
+                secret=False,
+            )
+        }
+        for key in type(member.options).model_fields:
+            source = member.sources.get(key) or self.sources.get(key, BUILTIN_SOURCE)
+            secret = (
+                key in self.secret_fields
+                or key in member.secret_values
+                or (key not in member.sources and key in self.secret_values)
+            )
+            value = getattr(member.options, key)
+            shown[prefix + key] = explained(value, source, name=key, secret=secret)
+        return shown
 
     def _field(self, path: str, name: str, value: Any) -> ExplainedField:
         secret = path in self.secret_fields or path in self.secret_values

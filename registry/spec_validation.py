@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
+from registry.deployments import DeploymentSpec, entry_weight
 from registry.errors import ConfigError, PluginError, did_you_mean
 from registry.layers import origins, plain, secret_paths
 from registry.resolve import BackendCatalog, Resolved, resolve_fields, secret_fields
@@ -74,31 +75,58 @@ def _plugin_problems(catalog: BackendCatalog, common: CommonFields) -> list[Prob
     return problems
 
 
-def _validated(
-    settings: Settings, catalog: BackendCatalog, resolved: Resolved
-) -> tuple[CommonFields | None, BaseModel | None, dict[str, Any], list[Problem]]:
-    """Step 6: the common fields, the backend's options, the request config, and problems."""
+def _pool(
+    settings: Settings, resolved: Resolved
+) -> tuple[list[DeploymentSpec], list[Problem], dict[str, str]]:
+    """Each deployment validated with the backend's settings model; problems; entry origins."""
+    pool: list[DeploymentSpec] = []
+    problems: list[Problem] = []
+    sources: dict[str, str] = {}
+    for entry in resolved.deployments:
+        prefix = f"deployments.{entry.index}."
+        entry_sources = origins(entry.fields)
+        sources.update({prefix + k: v for k, v in entry_sources.items() if k in entry.own})
+        weight = entry_weight(entry, resolved.name)
+        values = {k: v for k, v in plain(entry.fields).items() if k != "weight"}
+        options, found = validate(resolved.backend_cls.settings_model, values, prefix=prefix)
+        problems += found
+        if options is not None:
+            secret = frozenset(k for k in secret_paths(entry.fields) if k in entry.own)
+            own = {k: v for k, v in entry_sources.items() if k in entry.own}
+            pool.append(DeploymentSpec(entry.index, weight, options, own, secret))
+    return pool, problems, sources
+
+
+class _Validated(NamedTuple):
+    common: CommonFields | None
+    options: BaseModel | None
+    config: dict[str, Any]
+    pool: list[DeploymentSpec]
+    pool_sources: dict[str, str]
+    problems: list[Problem]
+
+
+def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) -> _Validated:
+    """Step 6: the common fields, the backend's options, the request config, the pool, problems."""
     values = plain(resolved.fields)
     problems: list[Problem] = []
     backend_cls = resolved.backend_cls
     common_data = {k: v for k, v in values.items() if k in COMMON_FIELD_NAMES}
     common, found = validate(CommonFields, common_data)
     problems += found
-    options, found = validate(
-        backend_cls.settings_model, {k: v for k, v in values.items() if k not in COMMON_FIELD_NAMES}
-    )
+    pool, found, pool_sources = _pool(settings, resolved)
     problems += found
+    options: BaseModel | None = None
+    if resolved.deployments:
+        options = pool[0].options if len(pool) == len(resolved.deployments) else None
+    else:
+        backend_data = {k: v for k, v in values.items() if k not in COMMON_FIELD_NAMES}
+        options, found = validate(backend_cls.settings_model, backend_data)
+        problems += found
     config: dict[str, Any] = {}
     if isinstance(common, CommonFields):
-        config_model = getattr(backend_cls, "config_model", None)
-        if config_model is not None:
-            validated, found = config_problems(common.config, config_model)
-            problems += found
-            if validated is not None:
-                config = {key: getattr(validated, key) for key in validated.model_fields_set}
-        else:
-            config = dict(common.config)
-        problems += _plugin_problems(catalog, common)
+        config, found = _config(backend_cls, common)
+        problems += found + _plugin_problems(catalog, common)
     reported = {path for path, _ in problems}
     problems += [
         (path, "must be a finite number and nested at most 100 levels (no NaN or infinity)")
@@ -109,28 +137,41 @@ def _validated(
         (path, _required_message(settings, resolved, path) if msg == "Field required" else msg)
         for path, msg in dict.fromkeys(problems)
     ]
-    return (common if isinstance(common, CommonFields) else None), options, config, problems
+    common = common if isinstance(common, CommonFields) else None
+    return _Validated(common, options, config, pool, pool_sources, problems)
+
+
+def _config(backend_cls: Any, common: CommonFields) -> tuple[dict[str, Any], list[Problem]]:
+    """The request config validated by the backend's config model (if it has one)."""
+    config_model = getattr(backend_cls, "config_model", None)
+    if config_model is None:
+        return dict(common.config), []
+    validated, problems = config_problems(common.config, config_model)
+    if validated is None:
+        return {}, problems
+    return {key: getattr(validated, key) for key in validated.model_fields_set}, problems
 
 
 def spec_from(settings: Settings, catalog: BackendCatalog, resolved: Resolved) -> ModelSpec:
     """Validate resolved fields into a :class:`ModelSpec` (step 6)."""
-    common, options, config, problems = _validated(settings, catalog, resolved)
-    sources = origins(resolved.fields)
-    if problems or common is None or options is None:
-        raise ConfigError(describe_problems(resolved.name, problems, sources))
+    result = _validated(settings, catalog, resolved)
+    sources = {**origins(resolved.fields), **result.pool_sources}
+    if result.problems or result.common is None or result.options is None:
+        raise ConfigError(describe_problems(resolved.name, result.problems, sources))
     for key in list(sources):
-        if key.startswith("config.") and key[7:] not in config:
+        if key.startswith("config.") and key[7:] not in result.config:
             del sources[key]
     return ModelSpec(
         name=resolved.name,
         env=resolved.env,
-        common=common,
-        options=options,
-        config=config,
+        common=result.common,
+        options=result.options,
+        config=result.config,
         sources=sources,
         secret_fields=secret_fields(resolved.backend_cls.settings_model),
         ignored=dict(resolved.ignored),
         secret_values=secret_paths(resolved.fields),
+        deployments=tuple(result.pool),
     )
 
 
@@ -160,7 +201,7 @@ def explained_fields(
     Fields whose ``${VAR}`` is unset are shown as unset with the variable — even a required
     one — while any other problem raises as :func:`resolve` would.
     """
-    problems = _validated(settings, catalog, resolved)[3]
+    problems = _validated(settings, catalog, resolved).problems
     blocking = [p for p in problems if p[0] not in resolved.unset]
     if blocking:
         raise ConfigError(describe_problems(resolved.name, blocking, origins(resolved.fields)))

@@ -389,3 +389,17 @@ def test_readme_variable_order_matches_code() -> None:
     assert rows[stores["azure-key-vault"].order].startswith("Azure Key Vault")
     assert rows[SettingsSource.__dataclass_fields__["order"].default].startswith("secret stores")
     assert sorted(rows) == [10, 20, 30, 40, 50]
+
+
+def test_options_as_keyword_arguments_come_first(
+    write_settings: Callable[[str], Path], isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (isolated / "from-arg").mkdir()
+    (isolated / "from-env").mkdir()
+    write_settings('[models.m]\nbackend = "fake"\n')
+    monkeypatch.setenv("MODELREG_SECRETS_DIR", "from-env")
+    options = ModelRegistry.from_settings(options={"secrets_dir": "from-arg"}).settings.options
+    assert (str(options.get("secrets_dir")), options.origin("secrets_dir")) == (
+        "from-arg",
+        "keyword argument",
+    )

@@ -106,7 +106,7 @@ def test_unknown_field_did_you_mean(write_settings: Callable[[str], Path]) -> No
     with pytest.raises(ConfigError) as caught:
         registry_for(write_settings, text).resolve("chat")
     message = str(caught.value)
-    assert "unknown field 'deploymnt'" in message and "Did you mean 'deployment'?" in message
+    assert "unknown field 'deploymnt'" in message and "Did you mean 'deployment'" in message
     assert "settings.toml [models.chat]" in message
 
 
