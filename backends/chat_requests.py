@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import BaseModel, ValidationError
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages
-from backends.reply_checks import StreamProgress, completion_problem, excerpt, is_completion
+from backends.reply_checks import (
+    StreamProgress,
+    completion_problem,
+    connection_problem,
+    excerpt,
+    is_completion,
+)
 from registry.errors import BackendError, IncompleteStreamError, RegistryError
 from registry.event_loops import LoopLocal
 from registry.masking import redact
@@ -355,8 +361,6 @@ class ChatCompletionsBackend(BaseModelBackend):
     def _hint(self, exc: BaseException) -> str:
         """What to check for an SDK error (backends add theirs); "" if nothing to add."""
         if type(exc).__name__ == "APIConnectionError":
-            from backends.reply_checks import connection_problem
-
             return connection_problem(exc)
         if type(exc).__name__ == "APITimeoutError":
             return (
@@ -409,7 +413,9 @@ class ChatCompletionsBackend(BaseModelBackend):
                 f"{progress.chunks} valid chunk(s): the stream was corrupted on the way"
             )
         if isinstance(exc, ValidationError):
-            return f"the reply does not match the response_format: {excerpt(str(exc), (), 400)}"
+            return (
+                f"the reply does not match the response_format: {excerpt(str(exc), secrets, 400)}"
+            )
         what = "stream" if progress is not None else "response"
         detail = f": {excerpt(str(exc), secrets, 200)}" if str(exc) else ""
         return (
