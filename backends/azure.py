@@ -9,7 +9,10 @@ Differences from CAMEL, on purpose:
   argument and both variables, instead of a request to ``None/openai/...``;
 * SDK clients are built on first use, so constructing a model neither imports :mod:`openai` nor
   allocates a connection pool;
-* secrets are held as :class:`~pydantic.SecretStr` and never appear in a repr or message.
+* secrets are held as :class:`~pydantic.SecretStr` and never appear in a repr or message;
+* a 401 with a token provider is retried once with a token fetched past the provider's cache;
+  azure-identity failing to sign in is a :class:`~registry.errors.MissingCredentialsError`;
+  401, 403 and 404 errors say which setting to check and where it came from.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from backends.base import BackendSettings, BuildContext, Credential
 from backends.chat_requests import ChatCompletionsBackend
 from backends.token_providers import PROVIDER_NAMES, UNKNOWN_PROVIDER
 from registry.endpoints import check_api_version, check_deployment_name, check_endpoint
-from registry.errors import ConfigError, MissingCredentialsError, did_you_mean
+from registry.errors import ConfigError, MissingCredentialsError, RegistryError, did_you_mean
 from registry.masking import redact
 from registry.validation import checked
 from registry.wire import check_client_kwargs, credential_secret
@@ -91,6 +94,7 @@ class AzureSettings(BackendSettings):
     api_key: Credential = None
     azure_ad_token: Credential = None
     azure_ad_token_provider: str | None = None
+    require_finish_reason: bool = True
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("deployment")
@@ -131,6 +135,11 @@ def _from_env(*names: str) -> tuple[str, str] | None:
     return None
 
 
+def _is_sign_in_failure(exc: BaseException) -> bool:
+    """azure-identity's ClientAuthenticationError (or CredentialUnavailableError, a subclass)."""
+    return any(cls.__name__ == "ClientAuthenticationError" for cls in type(exc).__mro__)
+
+
 def _seconds(raw: str) -> float:
     try:
         timeout = float(raw)
@@ -159,7 +168,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         timeout: seconds per request; else ``MODEL_TIMEOUT``, else 180.
         token_counter: the token counter; default an ``OpenAITokenCounter``, built lazily.
         api_version: required; else ``AZURE_API_VERSION``, then ``OPENAI_API_VERSION``.
-        azure_ad_token_provider: called on every request (sync or async callable).
+        azure_ad_token_provider: called on every request (sync or async callable); one with an
+            ``invalidate()`` method (like the built-in ``"azure-identity"`` one) is told to drop
+            its cached token after a 401, before the one retry.
         azure_ad_token: Entra ID token; else ``AZURE_AD_TOKEN``, then ``AZURE_OPENAI_AD_TOKEN``.
         max_retries: retries the SDK makes on retryable errors.
         client: a custom sync client (e.g. an RL framework's), used as-is.
@@ -170,11 +181,22 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         name: the registry name of the model (for messages).
         base_model: the base model (picks the tokenizer), e.g. ``gpt-4o`` for any deployment.
         allow_http: accept an ``http://`` endpoint that is not a loopback host.
+        require_finish_reason: a stream that ends before every choice has a finish_reason
+            raises :class:`~registry.errors.IncompleteStreamError`; False accepts it (for
+            servers that never send one).
         **kwargs: passed to the SDK client's constructor (checked against its signature);
             ignored for an injected client.
     """
 
     settings_model = AzureSettings
+    # Class-level defaults keep repr() working on an instance whose __init__ raised.
+    url: str | None = None
+    api_version: str | None = None
+    azure_ad_token_provider: Callable[[], Any] | None = None
+    async_azure_ad_token_provider: Callable[[], Any] | None = None
+    _azure_ad_token: SecretStr | None = None
+    _api_key: SecretStr | None = None
+    _credential_origin = "the constructor"
     env_fallbacks = AZURE_ENV_FALLBACKS
     exclusive_fallbacks = (AUTH_FIELDS,)
 
@@ -198,6 +220,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         base_model: str | None = None,
         async_azure_ad_token_provider: Callable[[], Any] | None = None,
         allow_http: bool = False,
+        require_finish_reason: bool = True,
         **kwargs: Any,
     ) -> None:
         if client is None and async_client is None and isinstance(model_type, str):
@@ -232,6 +255,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
                 kwargs,
                 f"model {name or model_type!r}",
             ),
+            require_finish_reason=require_finish_reason,
         )
         self._choose_auth(api_key, azure_ad_token, azure_ad_token_provider)
         self.async_azure_ad_token_provider = async_azure_ad_token_provider
@@ -288,7 +312,10 @@ class AzureOpenAIModel(ChatCompletionsBackend):
 
     def _credential_from_env(self, field: str) -> SecretStr | None:
         found = _from_env(*AZURE_ENV_FALLBACKS[field])
-        return None if found is None else self._credential(found[0], f"{field} (env {found[1]})")
+        if found is None:
+            return None
+        self._credential_origin = f"variable {found[1]}"  # for a 401's message
+        return self._credential(found[0], f"{field} (env {found[1]})")
 
     @property
     def auth_mode(self) -> str:
@@ -318,9 +345,84 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             )
         return None
 
-    @property
-    def _renews_credentials(self) -> bool:
-        return self.azure_ad_token_provider is not None
+    # -- errors users can act on -----------------------------------------------------------
+
+    def _context(self) -> str:
+        return f"model {self.name!r}, deployment {self.model_type!r}"
+
+    def _secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in (self._api_key, self._azure_ad_token) if s]
+
+    def _provider(self, *, is_async: bool) -> Callable[[], Any] | None:
+        """The token provider the sync or async client calls."""
+        if is_async and self.async_azure_ad_token_provider is not None:
+            return self.async_azure_ad_token_provider
+        return self.azure_ad_token_provider
+
+    def _renew_credentials(self, *, is_async: bool) -> bool:
+        provider = self._provider(is_async=is_async) if self.azure_ad_token_provider else None
+        if provider is None:
+            return False
+        invalidate = getattr(provider, "invalidate", None)
+        if callable(invalidate):
+            invalidate()  # the next call gets a new token instead of the rejected, cached one
+        return True
+
+    def _origin(self, field: str) -> str:
+        return self.sources.get(field) or self._credential_origin
+
+    def _hint(self, exc: BaseException) -> str:
+        kind, url = type(exc).__name__, self.url or "the endpoint"
+        if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
+            origin = self.sources.get("deployment", "the constructor")
+            return (
+                f"Check `deployment` (from {origin}): no deployment of that name exists on {url}."
+            )
+        if kind == "NotFoundError":
+            return (
+                f"Check `api_version` (from {self._origin('api_version')}): "
+                f"{self.api_version!r} may not be supported by {url}; and that `endpoint` "
+                "is the resource's own URL, without a path."
+            )
+        if kind == "AuthenticationError":
+            return self._auth_hint(url)
+        if kind == "PermissionDeniedError":
+            return (
+                f"The credential ({self.auth_mode}, from {self._origin(self.auth_mode)}) is "
+                f"valid but not allowed on {url}: with Entra ID, give the identity the "
+                "'Cognitive Services OpenAI User' role; check the resource's network rules."
+            )
+        return super()._hint(exc)
+
+    def _auth_hint(self, url: str) -> str:
+        mode = self.auth_mode
+        origin = self._origin(mode)
+        if mode == "azure_ad_token_provider":
+            return (
+                f"Check the credential: {url} rejected the token from azure_ad_token_provider "
+                f"(from {origin}), also a fresh one; is it for this tenant, with the "
+                "'Cognitive Services OpenAI User' role on the resource?"
+            )
+        if mode == "azure_ad_token":
+            return (
+                f"Check the credential: {url} rejected azure_ad_token (from {origin}); Entra ID "
+                "tokens expire after about an hour: use azure_ad_token_provider to renew them."
+            )
+        return (
+            f"Check the credential: {url} rejected api_key (from {origin}); is it this "
+            "resource's key?"
+        )
+
+    def _credential_problem(self, exc: BaseException) -> RegistryError | None:
+        if not _is_sign_in_failure(exc):
+            return None
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return MissingCredentialsError(
+            f"model {self.name!r}: azure_ad_token_provider could not get an Entra ID token "
+            f"({first_line}). Sign in with `az login` (or `azd auth login`), set "
+            "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal, "
+            "or run where a managed identity is available; or configure api_key instead."
+        )
 
     @property
     def pool_key(self) -> str:
@@ -332,9 +434,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         problem = self._missing_settings()
         if problem:
             raise self._missing_side(side, problem)
-        provider = self.azure_ad_token_provider
-        if is_async and provider is not None and self.async_azure_ad_token_provider is not None:
-            provider = self.async_azure_ad_token_provider
+        provider = self._provider(is_async=is_async) if self.azure_ad_token_provider else None
         if provider is not None and not is_async and inspect.iscoroutinefunction(provider):
             raise self._missing_side(
                 side, "azure_ad_token_provider is async; the sync client needs a sync provider"
@@ -407,6 +507,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             base_model=spec.common.model,
             async_azure_ad_token_provider=async_provider,
             allow_http=options.allow_http,
+            require_finish_reason=options.require_finish_reason,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)
@@ -415,6 +516,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
 
     def __repr__(self) -> str:
         return (
-            f"AzureOpenAIModel(name={self.name!r}, deployment={self.model_type!r}, "
-            f"url={self.url!r}, api_version={self.api_version!r}, auth={self.auth_mode!r})"
+            f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
+            f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
+            f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
         )

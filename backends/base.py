@@ -205,4 +205,6 @@ class BaseModelBackend(ABC):
         """Async :meth:`_run`."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, model_type={self.model_type!r})"
+        # getattr: repr() must work on an instance whose __init__ raised part-way.
+        name, model_type = getattr(self, "name", None), getattr(self, "model_type", None)
+        return f"{type(self).__name__}(name={name!r}, model_type={model_type!r})"

@@ -5,11 +5,21 @@
 * no response_format, or a dict one (``{"type": "json_object"}``, a json_schema dict)
   → ``chat.completions.create``: a ``ChatCompletion``, or a ``Stream`` when ``config.stream``;
 * a pydantic model class → ``chat.completions.parse`` (a parsed completion), or with
-  ``config.stream`` the SDK's ``ChatCompletionStreamManager`` from ``chat.completions.stream``.
+  ``config.stream`` a context manager over the SDK's ``chat.completions.stream`` (entering it
+  sends the request and returns the SDK's ``ChatCompletionStream``).
 
 A per-call ``response_format`` wins over the config's; ``tools=[]`` clears configured tools.
+
+Every path — create, stream, parse, stream-parse, sync and async — goes through one attempt
+loop and one error translation: the SDK's errors keep their type and get the model and what to
+check in their message; a 401 with a token provider is retried once with a fresh token; a 200
+that is not a chat completion, a corrupt or cut stream, and anything the SDK fails on while
+reading a reply become a :class:`~registry.errors.BackendError` naming the model, with the
+original as ``__cause__``.
+
 SDK clients are built on first use (importing :mod:`openai` only then) on the registry's shared
-HTTP clients; a ``client``/``async_client`` given by the caller is used as-is for its side.
+HTTP clients, or on modelreg's own timed ones (:mod:`registry.http_clients`); async ones once per
+event loop. A ``client``/``async_client`` given by the caller is used as-is for its side.
 """
 
 from __future__ import annotations
@@ -19,13 +29,21 @@ import json
 import logging
 import threading
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from backends.base import BaseModelBackend, HttpClientSource, Messages, current_loop
-from registry.errors import BackendError
+from backends.base import BaseModelBackend, HttpClientSource, Messages
+from backends.reply_checks import (
+    StreamProgress,
+    completion_problem,
+    connection_problem,
+    excerpt,
+    is_completion,
+)
+from registry.errors import BackendError, IncompleteStreamError, RegistryError
+from registry.event_loops import LoopLocal
 from registry.masking import redact
 from registry.overrides import active_override
 from registry.validation import check_max_retries, check_timeout, checked
@@ -38,18 +56,37 @@ __all__ = ["ChatCompletionsBackend", "annotate_sdk_error"]
 _TOOL_KEYS = ("tools", "tool_choice", "parallel_tool_calls")
 logger = logging.getLogger("modelreg")
 _SDK_STREAMS = frozenset({"Stream", "AsyncStream"})
+_SDK_EVENT_STREAMS = frozenset({"ChatCompletionStream", "AsyncChatCompletionStream"})
 
 
-def annotate_sdk_error(exc: BaseException, context: str) -> None:
-    """Prefix an openai SDK error's message with the model it came from, keeping its type."""
-    if not type(exc).__module__.startswith("openai") or getattr(exc, "_modelreg_context", False):
+def annotate_sdk_error(exc: BaseException, context: str, hint: str = "") -> None:
+    """Prefix an openai SDK error's message with the model (and add a hint), keeping its type."""
+    if not _is_sdk_error(exc) or getattr(exc, "_modelreg_context", False):
         return
     message = str(getattr(exc, "message", None) or (exc.args[0] if exc.args else exc))
-    annotated = f"[{context}] {message}"
+    annotated = f"[{context}] {message}" + (f" {hint}" if hint else "")
     exc.args = (annotated, *exc.args[1:])
     if hasattr(exc, "message"):
         exc.message = annotated
     exc._modelreg_context = True  # type: ignore[attr-defined]
+
+
+def _is_sdk_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("openai")
+
+
+def _from_sdk(completions: Any) -> bool:
+    return type(completions).__module__.startswith("openai.")
+
+
+def _raised_reading_reply(exc: BaseException) -> bool:
+    """Whether the SDK raised ``exc`` while turning a response into objects (not before sending)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_process_response":
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class ChatCompletionsBackend(BaseModelBackend):
@@ -68,6 +105,7 @@ class ChatCompletionsBackend(BaseModelBackend):
         name: str | None = None,
         base_model: str | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
+        require_finish_reason: bool = True,
     ) -> None:
         super().__init__(
             model_type,
@@ -79,11 +117,13 @@ class ChatCompletionsBackend(BaseModelBackend):
         where = f"model {self.name!r}"
         self.timeout = checked(check_timeout, timeout, f"{where}, timeout")
         self.max_retries = checked(check_max_retries, max_retries, f"{where}, max_retries")
+        #: Whether a stream that ends before every choice has a finish_reason is an error.
+        self.require_finish_reason = require_finish_reason
         self.client_kwargs: dict[str, Any] = redact(dict(client_kwargs or {}))
         self._custom_client = client
         self._custom_async_client = async_client
         self._sync_client: Any = client
-        self._async_clients: tuple[Any, Any] | None = None  # (event loop, client)
+        self._async_clients: LoopLocal[Any] = LoopLocal(self._build_async_client, self._aclose_own)
         self._lock = threading.Lock()
         self._http_clients: HttpClientSource | None = None
         #: Where each setting came from (set by the registry), for error messages.
@@ -109,6 +149,17 @@ class ChatCompletionsBackend(BaseModelBackend):
         if "http_client" not in self.client_kwargs:
             self._http_clients = source
 
+    def _http_client(self, *, is_async: bool) -> Any:
+        """The shared HTTP client, else a timed one of our own (None: client_kwargs has one)."""
+        if self._http_clients is not None:
+            source = self._http_clients
+            return (source.async_client if is_async else source.sync_client)(self.pool_key)
+        if "http_client" in self.client_kwargs:
+            return None
+        from registry.http_clients import AsyncTimedHttpClient, TimedHttpClient
+
+        return AsyncTimedHttpClient() if is_async else TimedHttpClient()
+
     @property
     def client(self) -> Any:
         """The sync SDK client: the injected one, or one built on first use."""
@@ -118,31 +169,26 @@ class ChatCompletionsBackend(BaseModelBackend):
         if self._sync_client is None:
             with self._lock:
                 if self._sync_client is None:
-                    shared = (
-                        self._http_clients.sync_client(self.pool_key)
-                        if self._http_clients
-                        else None
-                    )
-                    self._sync_client = self._new_sync_client(shared)
+                    self._sync_client = self._new_sync_client(self._http_client(is_async=False))
         return self._sync_client
 
     @property
     def async_client(self) -> Any:
-        """The async SDK client: the injected one, or one built for the running event loop."""
+        """The async SDK client: the injected one, or the one built for the running event loop."""
         override = active_override()
         if override is not None and override.async_client is not None:
             return override.async_client
         if self._custom_async_client is not None:
             return self._custom_async_client
-        loop = current_loop()
-        cached = self._async_clients
-        if cached is not None and cached[0] is loop:
-            return cached[1]
-        with self._lock:
-            shared = self._http_clients.async_client(self.pool_key) if self._http_clients else None
-            built = self._new_async_client(shared)
-            self._async_clients = (loop, built)
-        return built
+        return self._async_clients.get()
+
+    def _build_async_client(self) -> Any:
+        return self._new_async_client(self._http_client(is_async=True))
+
+    async def _aclose_own(self, client: Any) -> None:
+        """Close an async SDK client unless it runs on the registry's shared HTTP client."""
+        if self._http_clients is None:
+            await client.close()
 
     def close(self) -> None:
         """Close the sync SDK client this model built for itself (not injected or shared)."""
@@ -153,15 +199,18 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     async def aclose(self) -> None:
         """Close the SDK clients this model built for itself (not injected or shared)."""
-        cached, self._async_clients = self._async_clients, None
-        if self._http_clients is None and cached is not None:
-            await cached[1].close()
+        await self._async_clients.aclose()
         self.close()
 
     # -- requests --------------------------------------------------------------------------
 
     def _context(self) -> str:
-        return f"model {self.name!r}, deployment {self.model_type!r}"
+        """Who is speaking, for the ``[...]`` prefix of error messages."""
+        return f"model {self.name!r}"
+
+    def _secret_values(self) -> list[str]:
+        """The model's credentials, masked in any excerpt of a server's reply."""
+        return []
 
     def _method(self, completions: Any, name: str) -> Any:
         """``completions.<name>``, or a BackendError saying the injected client lacks it."""
@@ -210,22 +259,19 @@ class ChatCompletionsBackend(BaseModelBackend):
             messages=messages, model=self.model_type, response_format=rf, **request
         )
 
-    @property
-    def _renews_credentials(self) -> bool:
-        """Whether a 401 is worth one more attempt (a token provider gives a fresh token)."""
-        return False
+    def _request(
+        self,
+        messages: Messages,
+        response_format: type[BaseModel] | dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
+    ) -> tuple[Callable[[Any], Any], bool]:
+        """``call(completions)`` for this request, and whether it needs a stream manager."""
+        request, rf = self._prepare(response_format, tools)
 
-    def _retry_auth(self, exc: Exception, attempt: int) -> bool:
-        if (
-            attempt == 0
-            and self._renews_credentials
-            and type(exc).__name__ == "AuthenticationError"
-        ):
-            logger.debug(
-                "model %r: 401 with a token provider; retrying with a fresh token", self.name
-            )
-            return True
-        return False
+        def call(completions: Any) -> Any:
+            return self._call(completions, messages, dict(request), rf)
+
+        return call, rf is not None and bool(request.get("stream"))
 
     def _run(
         self,
@@ -233,18 +279,13 @@ class ChatCompletionsBackend(BaseModelBackend):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        request, parsed_format = self._prepare(response_format, tools)
-        for attempt in (0, 1):
-            try:
-                completions = self.client.chat.completions
-                return self._guard_stream(
-                    self._call(completions, messages, dict(request), parsed_format)
-                )
-            except Exception as exc:
-                if self._retry_auth(exc, attempt):
-                    continue
-                raise self._annotate(exc) from exc.__cause__
-        raise AssertionError("unreachable")  # pragma: no cover
+        call, managed = self._request(messages, response_format, tools)
+        if not managed:
+            return self._attempts(call)
+        from backends.stream_managers import StreamManager
+
+        self._method(self.client.chat.completions, "stream")
+        return StreamManager(self._attempts, call)
 
     async def _arun(
         self,
@@ -252,63 +293,233 @@ class ChatCompletionsBackend(BaseModelBackend):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
-        request, parsed_format = self._prepare(response_format, tools)
+        call, managed = self._request(messages, response_format, tools)
+        if not managed:
+            return await self._async_attempts(call)
+        from backends.stream_managers import AsyncStreamManager
+
+        self._method(self.async_client.chat.completions, "stream")
+        return AsyncStreamManager(self._async_attempts, call)
+
+    def _attempts(self, call: Callable[[Any], Any]) -> Any:
+        """``call(completions)``, checked; once more after a 401 if credentials can renew."""
+        for attempt in (0, 1):
+            try:
+                completions = self.client.chat.completions
+                return self._checked(call(completions), completions)
+            except Exception as exc:
+                if self._retry_auth(exc, attempt, is_async=False):
+                    continue
+                self._raise_translated(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _async_attempts(self, call: Callable[[Any], Any]) -> Any:
+        """Async :meth:`_attempts` (``call`` may return a coroutine)."""
         for attempt in (0, 1):
             try:
                 completions = self.async_client.chat.completions
-                result = self._call(completions, messages, dict(request), parsed_format)
+                result = call(completions)
                 if inspect.isawaitable(result):
                     result = await result
-                return self._guard_stream(result)
+                return self._checked(result, completions)
             except Exception as exc:
-                if self._retry_auth(exc, attempt):
+                if self._retry_auth(exc, attempt, is_async=True):
                     continue
-                raise self._annotate(exc) from exc.__cause__
+                self._raise_translated(exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _annotate(self, exc: Exception) -> Exception:
-        """Add the model (and, for a missing deployment, where its name came from) to an error."""
-        if isinstance(exc, json.JSONDecodeError):
-            return BackendError(
-                f"[{self._context()}] the server's response is not valid JSON ({exc.msg} at "
-                f"character {exc.pos}); is the endpoint an OpenAI-compatible API?"
-            )
-        context = self._context()
-        if "DeploymentNotFound" in str(getattr(exc, "body", "") or "") + str(exc):
-            origin = self.sources.get("deployment", "the constructor")
-            endpoint = getattr(self, "url", None) or "the endpoint"
-            context += (
-                f". Check `deployment` (from {origin}): no deployment of that name exists "
-                f"on {endpoint}"
-            )
-        annotate_sdk_error(exc, context)
-        return exc
-
-    def _guard_stream(self, result: Any) -> Any:
-        """Errors while iterating an SDK stream get the same context as request errors."""
-        if type(result).__name__ not in _SDK_STREAMS:  # cheap check: attribute misses on
-            return result  # pydantic models cost microseconds
-        iterator = getattr(result, "_iterator", None)
-        if iterator is None:
-            return result
-        if hasattr(iterator, "__anext__"):
-            result._iterator = self._guarded_async(iterator)
-        else:
-            result._iterator = self._guarded_sync(iterator)
+    def _checked(self, result: Any, completions: Any) -> Any:
+        """Guard a stream's iteration; reject an SDK reply that is not a chat completion."""
+        kind = type(result).__name__
+        if kind in _SDK_STREAMS:
+            return self._guard_stream(result)
+        if kind in _SDK_EVENT_STREAMS:
+            return self._guard_event_stream(result)
+        if _from_sdk(completions) and not is_completion(result):
+            problem = completion_problem(result, self._secret_values())
+            raise BackendError(f"[{self._context()}] {problem}")
         return result
 
-    def _guarded_sync(self, iterator: Iterator[Any]) -> Iterator[Any]:
+    # -- credentials -----------------------------------------------------------------------
+
+    def _renew_credentials(self, *, is_async: bool) -> bool:
+        """Prepare a fresh credential after a 401; False if there is none to get."""
+        return False
+
+    def _retry_auth(self, exc: Exception, attempt: int, *, is_async: bool) -> bool:
+        if (
+            attempt == 0
+            and type(exc).__name__ == "AuthenticationError"
+            and self._renew_credentials(is_async=is_async)
+        ):
+            logger.debug("model %r: 401; retrying once with a fresh token", self.name)
+            return True
+        return False
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _hint(self, exc: BaseException) -> str:
+        """What to check for an SDK error (backends add theirs); "" if nothing to add."""
+        if type(exc).__name__ == "APIConnectionError":
+            return connection_problem(exc)
+        if type(exc).__name__ == "APITimeoutError":
+            return (
+                f"No complete response within timeout = {self.timeout:g} s (each attempt; "
+                f"max_retries = {self.max_retries})."
+            )
+        return ""
+
+    def _credential_problem(self, exc: BaseException) -> RegistryError | None:
+        """A credential source's own error turned into ours (Azure: azure-identity's)."""
+        return None
+
+    def _translate(self, exc: Exception, progress: StreamProgress | None) -> BaseException:
+        """The exception the caller sees for ``exc`` (may be ``exc`` itself, annotated)."""
+        if isinstance(exc, RegistryError):
+            return exc
+        if _is_sdk_error(exc):
+            annotate_sdk_error(exc, self._context(), self._hint(exc))
+            return exc
+        problem = self._credential_problem(exc)
+        if problem is not None:
+            return problem
+        if progress is not None or _raised_reading_reply(exc):
+            return BackendError(f"[{self._context()}] {self._unreadable(exc, progress)}")
+        return exc
+
+    def _raise_translated(self, exc: Exception, progress: StreamProgress | None = None) -> NoReturn:
+        translated = self._translate(exc, progress)
+        if translated is exc:
+            raise exc from exc.__cause__
+        raise translated from exc
+
+    def _unreadable(self, exc: Exception, progress: StreamProgress | None) -> str:
+        """What failed while reading a reply, in words."""
+        secrets = self._secret_values()
+        if isinstance(exc, json.JSONDecodeError):
+            found = f"({exc.msg} at character {exc.pos}: {excerpt(exc.doc, secrets)})"
+            if progress is None:
+                return (
+                    f"the server's 200 response is not valid JSON {found}; is the endpoint an "
+                    "OpenAI-compatible API?"
+                )
+            if not progress.chunks:
+                return (
+                    f"the stream's first event is not valid JSON {found}; is the endpoint an "
+                    "OpenAI-compatible API?"
+                )
+            return (
+                f"event {progress.chunks + 1} of the stream is not valid JSON {found}, after "
+                f"{progress.chunks} valid chunk(s): the stream was corrupted on the way"
+            )
+        if isinstance(exc, ValidationError):
+            return (
+                f"the reply does not match the response_format: {excerpt(str(exc), secrets, 400)}"
+            )
+        what = "stream" if progress is not None else "response"
+        detail = f": {excerpt(str(exc), secrets, 200)}" if str(exc) else ""
+        return (
+            f"the server's {what} is not a chat completion the openai SDK can read "
+            f"({type(exc).__name__}{detail})"
+        )
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def _guard_stream(self, stream: Any) -> Any:
+        """Translate errors while iterating an SDK stream, and check that it really ended."""
+        iterator = getattr(stream, "_iterator", None)
+        if iterator is None:
+            return stream
+        response = getattr(stream, "response", None)
+        if hasattr(iterator, "__anext__"):
+            stream._iterator = self._guarded_async(iterator, response)
+        else:
+            stream._iterator = self._guarded_sync(iterator, response)
+        return stream
+
+    def _guard_event_stream(self, stream: Any) -> Any:
+        """The stream-parse helper: guard its raw stream and its own event assembly."""
+        raw = getattr(stream, "_raw_stream", None)
+        iterator = getattr(stream, "_iterator", None)
+        if raw is None or iterator is None:
+            return stream
+        self._guard_stream(raw)
+        final = stream.get_final_completion
+        if hasattr(iterator, "__anext__"):
+            stream._iterator = self._translated_async(iterator)
+
+            async def get_final_completion_async() -> Any:
+                try:
+                    return await final()
+                except Exception as exc:
+                    self._raise_translated(exc, StreamProgress())
+
+            stream.get_final_completion = get_final_completion_async
+        else:
+            stream._iterator = self._translated_sync(iterator)
+
+            def get_final_completion() -> Any:
+                try:
+                    return final()
+                except Exception as exc:
+                    self._raise_translated(exc, StreamProgress())
+
+            stream.get_final_completion = get_final_completion
+        return stream
+
+    def _guarded_sync(self, iterator: Iterator[Any], response: Any) -> Iterator[Any]:
+        progress = StreamProgress()
+        try:
+            for chunk in iterator:
+                progress.see(chunk)
+                yield chunk
+        except Exception as exc:
+            self._raise_translated(exc, progress)
+        self._check_end(progress, response)
+
+    async def _guarded_async(
+        self, iterator: AsyncIterator[Any], response: Any
+    ) -> AsyncIterator[Any]:
+        progress = StreamProgress()
+        try:
+            async for chunk in iterator:
+                progress.see(chunk)
+                yield chunk
+        except Exception as exc:
+            self._raise_translated(exc, progress)
+        self._check_end(progress, response)
+
+    def _translated_sync(self, iterator: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from iterator
         except Exception as exc:
-            raise self._annotate(exc) from exc.__cause__
+            self._raise_translated(exc, StreamProgress())
 
-    async def _guarded_async(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _translated_async(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         try:
             async for item in iterator:
                 yield item
         except Exception as exc:
-            raise self._annotate(exc) from exc.__cause__
+            self._raise_translated(exc, StreamProgress())
+
+    def _check_end(self, progress: StreamProgress, response: Any) -> None:
+        """A stream that ended without every choice finishing was cut (or never was one)."""
+        if progress.complete:
+            return
+        headers = getattr(response, "headers", None) or {}
+        content_type = headers.get("content-type", "")
+        if not progress.chunks and "text/event-stream" not in content_type.lower():
+            raise BackendError(
+                f"[{self._context()}] the server answered a streaming request with "
+                f"{content_type or 'no content type'!r}, not an event stream of chat completion "
+                "chunks; is the endpoint an OpenAI-compatible API?"
+            )
+        if self.require_finish_reason:
+            raise IncompleteStreamError(
+                f"[{self._context()}] {progress.describe()}: the reply is incomplete (a proxy "
+                "or the connection cut it). Retry the request; if this server never sends "
+                "finish_reason, set require_finish_reason = false for this model."
+            )
 
     def _missing_side(self, side: str, problem: str) -> BackendError:
         other = "client" if side == "async" else "async_client"

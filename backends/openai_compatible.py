@@ -59,6 +59,7 @@ class OpenAISettings(BackendSettings):
     api_key: Credential = None
     organization: str | None = None
     project: str | None = None
+    require_finish_reason: bool = True
     client_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
@@ -82,11 +83,17 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         api_key: API key; optional when ``url`` points at a local server.
         url: the server's base URL (``http://localhost:11434/v1``); None is OpenAI's API.
         organization, project: OpenAI account routing headers.
+        require_finish_reason: a stream that ends before every choice has a finish_reason
+            raises :class:`~registry.errors.IncompleteStreamError`; False accepts it (for
+            servers that never send one).
         **kwargs: passed to the SDK client's constructor; ignored for an injected client.
     """
 
     settings_model = OpenAISettings
     env_fallbacks = OPENAI_ENV_FALLBACKS
+    # Class-level defaults keep repr() working on an instance whose __init__ raised.
+    url: str | None = None
+    _api_key: SecretStr | None = None
 
     def __init__(
         self,
@@ -105,6 +112,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         name: str | None = None,
         base_model: str | None = None,
         allow_http: bool = False,
+        require_finish_reason: bool = True,
         **kwargs: Any,
     ) -> None:
         where = f"model {name or model_type!r}"
@@ -124,6 +132,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             name=name,
             base_model=base_model,
             client_kwargs=kwargs,
+            require_finish_reason=require_finish_reason,
         )
         self.url = (
             None
@@ -145,6 +154,26 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
                 "for a local OpenAI-compatible server"
             )
         return None
+
+    def _context(self) -> str:
+        return f"model {self.name!r}, requested model {self.model_type!r}"
+
+    def _secret_values(self) -> list[str]:
+        return [self._api_key.get_secret_value()] if self._api_key else []
+
+    def _hint(self, exc: BaseException) -> str:
+        kind, server = type(exc).__name__, self.url or "OpenAI's API"
+        if kind == "AuthenticationError":
+            origin = self.sources.get("api_key", "the constructor or OPENAI_API_KEY")
+            return f"Check the credential: {server} rejected api_key (from {origin})."
+        if kind == "NotFoundError":
+            return (
+                f"Check `base_url` (from {self.sources.get('base_url', 'the constructor')}): "
+                f"{server} should be the API root (often ending in /v1); and `model` "
+                f"({self.model_type!r}, from {self.sources.get('model', 'the constructor')}): "
+                "is it a model this server serves?"
+            )
+        return super()._hint(exc)
 
     @property
     def pool_key(self) -> str:
@@ -205,6 +234,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             name=spec.name,
             base_model=spec.common.model,
             allow_http=options.allow_http,
+            require_finish_reason=options.require_finish_reason,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)
@@ -213,6 +243,6 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
 
     def __repr__(self) -> str:
         return (
-            f"OpenAICompatibleModel(name={self.name!r}, model={self.model_type!r}, "
-            f"url={self.url!r})"
+            f"OpenAICompatibleModel(name={getattr(self, 'name', None)!r}, "
+            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r})"
         )

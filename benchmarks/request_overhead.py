@@ -160,13 +160,15 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
             )
         )
 
-    model = AzureOpenAIModel(
+    from registry.http_clients import TimedHttpClient
+
+    model = AzureOpenAIModel(  # on modelreg's timed client, as models without one get
         "d",
         api_key="k",
         url="https://x.example.com",
         api_version="2024-10-21",
         max_retries=0,
-        http_client=httpx2.Client(transport=transport()),
+        http_client=TimedHttpClient(transport=transport()),
     )
     raw = openai.AzureOpenAI(
         azure_endpoint="https://x.example.com",

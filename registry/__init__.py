@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import (
     BackendError,
     ConfigError,
+    IncompleteStreamError,
     MissingCredentialsError,
     NoDeploymentAvailableError,
     PluginError,
@@ -37,6 +38,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "Explanation",
+    "IncompleteStreamError",
     "MissingCredentialsError",
     "ModelRegistry",
     "ModelSpec",

@@ -334,6 +334,17 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _reply_text(model: Any, result: Any) -> str:
+    """The reply's text; a BackendError if a custom client returned something else."""
+    choices = getattr(result, "choices", None)
+    message = getattr(choices[0], "message", None) if choices else None
+    if message is None:
+        raise BackendError(
+            f"model {model.name!r} returned {type(result).__name__}, not a chat completion"
+        )
+    return str(getattr(message, "content", None) or "")
+
+
 def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
     """One real call; streams to the terminal when the model streams."""
     registry = _registry(args)
@@ -345,8 +356,11 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
         result = model.run(messages)
         if model.stream and not args.json:
             for chunk in result:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    out.write(chunk.choices[0].delta.content)
+                choices = getattr(chunk, "choices", None)
+                delta = getattr(choices[0], "delta", None) if choices else None
+                text = getattr(delta, "content", None)
+                if text:
+                    out.write(text)
                     out.flush()
             out.write("\n")
         elif model.stream:
@@ -356,7 +370,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
         elif not result.choices:
             raise BackendError(f"model {args.name!r} replied with no choices.")
         else:
-            out.write((result.choices[0].message.content or "") + "\n")
+            out.write(_reply_text(model, result) + "\n")
     finally:
         registry.close()
     return 0

@@ -13,7 +13,9 @@ Hierarchy::
     ├── UnknownModelError        (also KeyError) no model or alias of that name
     ├── PluginError              a plugin failed to load or registered something invalid
     └── BackendError             a backend cannot do what was asked (e.g. a missing client side,
-        │                        or a plugin's backend returned something run() may not return)
+        │                        or a plugin's backend returned something run() may not
+        │                        return), or the server's answer is not a chat completion
+        ├── IncompleteStreamError   a stream ended before every choice had a finish_reason
         └── NoDeploymentAvailableError  every deployment of a pool is cooling down (or the
                                         call's time budget ends first); lists each one's state
 
@@ -21,9 +23,10 @@ Hierarchy::
     └── PluginWarning               MODELREG_PLUGINS or MODELREG_DISABLE_PLUGINS names no plugin
 
 Errors from the openai SDK during a request are *not* wrapped: users catch
-``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message.
-A pool raises :class:`NoDeploymentAvailableError` only when it has nothing left to try; it is
-chained (``__cause__``) to the SDK error of the last attempt, if there was one.
+``openai.RateLimitError`` and friends as usual; modelreg adds the model name to the message,
+and what to check where it can tell. A pool raises :class:`NoDeploymentAvailableError` only when
+it has nothing left to try; it is chained (``__cause__``) to the SDK error of the last attempt,
+if there was one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendError",
     "ConfigError",
+    "IncompleteStreamError",
     "MissingCredentialsError",
     "NoDeploymentAvailableError",
     "PluginError",
@@ -100,6 +104,10 @@ class PluginError(RegistryError):
 
 class BackendError(RegistryError):
     """A backend cannot perform the requested operation with its configuration."""
+
+
+class IncompleteStreamError(BackendError):
+    """A streamed reply ended before every choice had a finish_reason (e.g. a proxy cut it)."""
 
 
 class NoDeploymentAvailableError(BackendError):

@@ -7,14 +7,17 @@
   user message containing "use a tool" answer with a tool call; a ``json_schema``
   response_format answers with a JSON document valid for the schema.
 * Faults can be scripted per request (status, headers, body, a connection reset, a delay, a
-  stream cut before ``[DONE]``) for the reliability tests.
+  body trickled a few bytes at a time, a stream cut or ended early, a corrupt chunk, a request
+  held until the test releases it) for the reliability tests.
 
-Every request is recorded (path, query, headers, JSON body, client port) so tests can assert
-what the SDK really sent and how many connections were opened.
+Every request is recorded (path, query, headers, JSON body, client port, arrival time) so tests
+can assert what the SDK really sent, when, and how many connections were opened; the server also
+counts the connections still open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -36,6 +39,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     client_port: int
+    received_at: float = 0.0  # time.monotonic() when the request arrived
 
     @property
     def deployment(self) -> str | None:
@@ -54,8 +58,17 @@ class Fault:
     body: Any = None  # dict → JSON; str/bytes → raw
     reset: bool = False  # close the connection without answering
     delay: float = 0.0  # seconds before answering
-    cut_stream_after: int | None = None  # stream: send N chunks, then close without [DONE]
+    cut_stream_after: int | None = None  # stream: send N chunks, then drop the connection
+    end_stream_after: int | None = None  # stream: send N chunks, then end cleanly without [DONE]
+    corrupt_chunk: int | None = None  # stream: this chunk is not JSON
     content_filter_finish: bool = False  # a 200 whose finish_reason is content_filter
+    trickle: float = 0.0  # seconds between pieces of the body (stream: of each event)
+    trickle_bytes: int = 4  # bytes per piece when trickling
+    trickle_from: int = 0  # stream: events before this one are sent whole
+    stall_after: int | None = None  # after this many body bytes, go silent for `stall_for` seconds
+    stall_for: float = 0.0
+    chunk_interval: float = 0.0  # stream: seconds between whole events
+    hold: threading.Event | None = None  # answer only once the test sets it
 
 
 def _example_from_schema(schema: dict[str, Any]) -> Any:
@@ -91,20 +104,54 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes: without this, Nagle's algorithm and
         # delayed ACKs add ~40 ms to every response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.owner.lock:
+            self.server.owner.open_connections += 1
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def finish(self) -> None:
+        with self.server.owner.lock:
+            self.server.owner.open_connections -= 1
+        with contextlib.suppress(OSError):  # the client reset the connection
+            super().finish()
+
+    def _write_slowly(self, data: bytes, fault: Fault | None) -> None:
+        """Write ``data``: trickled and/or stalled part-way, as the fault asks."""
+        if fault is None or not (fault.trickle or fault.stall_after is not None):
+            self.wfile.write(data)
+            return
+        step = fault.trickle_bytes if fault.trickle else len(data)
+        written = 0
+        while written < len(data):
+            end = written + step
+            if fault.stall_after is not None and written < fault.stall_after < end:
+                end = fault.stall_after
+            self.wfile.write(data[written:end])
+            self.wfile.flush()
+            written = end
+            if written == fault.stall_after:
+                time.sleep(fault.stall_for)
+            time.sleep(fault.trickle)
+
+    def _send_json(
+        self,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        fault: Fault | None = None,
+    ) -> None:
         data = (
             payload
             if isinstance(payload, bytes)
             else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
         )
+        headers = dict(headers or {})
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if not any(key.lower() == "content-type" for key in headers):
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        self._write_slowly(data, fault)
 
     def do_POST(self) -> None:
         owner = self.server.owner
@@ -122,10 +169,14 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
             body,
             self.client_address[1],
+            time.monotonic(),
         )
         with owner.lock:
             owner.requests.append(request)
             fault = owner.faults.popleft() if owner.faults else None
+            owner.arrived.notify_all()
+        if fault is not None and fault.hold is not None:
+            fault.hold.wait(30)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.reset:
@@ -141,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if fault is not None and fault.body is not None:
-            self._send_json(200, fault.body, fault.headers)
+            self._send_json(200, fault.body, fault.headers, fault)
             return
         problem = owner.check(request)
         if problem is not None:
@@ -151,32 +202,37 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(request, fault)
         else:
-            self._send_json(200, owner.completion(request, fault))
+            self._send_json(200, owner.completion(request, fault), None, fault)
 
     def _stream(self, request: RecordedRequest, fault: Fault | None) -> None:
         owner = self.server.owner
-        chunks = owner.chunks(request)
+        chunks = owner.chunks(request, fault)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-        def send(data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        def send(data: bytes, index: int = 0) -> None:
+            slow = fault if fault is not None and index >= fault.trickle_from else None
+            self._write_slowly(f"{len(data):x}\r\n".encode() + data + b"\r\n", slow)
             self.wfile.flush()
 
         for index, chunk in enumerate(chunks):
-            if (
-                fault is not None
-                and fault.cut_stream_after is not None
-                and index >= fault.cut_stream_after
-            ):
+            if fault is not None and fault.cut_stream_after == index:
                 self.close_connection = True
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            send(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        send(b"data: [DONE]\n\n")
+            if fault is not None and fault.end_stream_after == index:
+                break
+            if fault is not None and fault.chunk_interval and index:
+                time.sleep(fault.chunk_interval)
+            event = json.dumps(chunk).encode()
+            if fault is not None and fault.corrupt_chunk == index:
+                event = event[: len(event) // 2]
+            send(b"data: " + event + b"\n\n", index)
+        else:
+            send(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -198,8 +254,11 @@ class AzureServer:
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.faults: deque[Fault] = deque()
+        self.arrived = threading.Condition(self.lock)  # notified on every request
+        self.open_connections = 0
         self.api_keys: set[str] = {"test-key"}
         self.deployments: set[str] | None = None  # None: any deployment exists
+        self.api_versions: set[str] | None = None  # None: any api-version is supported
         self.reply = "Hello from the loopback server."
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
@@ -224,6 +283,20 @@ class AzureServer:
             self.faults.clear()
         self.api_keys = {"test-key"}
         self.deployments = None
+        self.api_versions = None
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
+        """Block until ``count`` requests have arrived (for tests that need calls in flight)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.requests) >= count, timeout):
+                raise AssertionError(f"only {len(self.requests)} of {count} requests arrived")
+
+    def wait_for_closed_connections(self, timeout: float = 10.0) -> int:
+        """Wait until clients have closed every connection; return how many are still open."""
+        end = time.monotonic() + timeout
+        while self.open_connections and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.open_connections
 
     def add_faults(self, *faults: Fault) -> None:
         with self.lock:
@@ -242,6 +315,9 @@ class AzureServer:
         azure = request.path.startswith("/openai/deployments/")
         if azure and "api-version" not in request.query:
             return 404, {"error": {"code": "404", "message": "Resource not found (api-version)"}}
+        versions = self.api_versions
+        if azure and versions is not None and request.query["api-version"] not in versions:
+            return 404, {"error": {"code": "404", "message": "Resource not found"}}
         key = request.headers.get("api-key")
         bearer = request.headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else None
@@ -308,8 +384,10 @@ class AzureServer:
             "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
         }
 
-    def chunks(self, request: RecordedRequest) -> list[dict[str, Any]]:
+    def chunks(self, request: RecordedRequest, fault: Fault | None = None) -> list[dict[str, Any]]:
         message = self._message(request)
+        if fault is not None and fault.content_filter_finish:
+            message = {"role": "assistant", "content": ""}
         base = {
             "id": "chatcmpl-loopback",
             "object": "chat.completion.chunk",
@@ -358,7 +436,9 @@ class AzureServer:
                         ],
                     }
                 )
-            finish = "stop"
+            finish = (
+                "content_filter" if fault is not None and fault.content_filter_finish else "stop"
+            )
         chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (request.body.get("stream_options") or {}).get("include_usage"):
             chunks.append(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.azure_server import AzureServer
+from tests.azure_server import AzureServer, Fault
 from tests.helpers import modelreg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +192,42 @@ def test_closed_pipe_is_not_a_traceback(repo_settings: Path) -> None:
         stderr = process.stderr.read()
     assert process.wait(timeout=60) == 0
     assert "Traceback" not in stderr
+
+
+def loopback_chat_model(write_settings: Callable[[str], Path], url: str, streaming: bool) -> None:
+    write_settings(
+        f"""
+        [models.chat]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "{url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
+        config = {{ stream = {str(streaming).lower()} }}
+        """
+    )
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["plain", "stream"])
+def test_chat_with_a_body_that_is_not_a_completion_exit_1(
+    write_settings: Callable[[str], Path], server: AzureServer, streaming: bool
+) -> None:
+    # An HTML page with status 200 (a proxy or login page): `run()` used to return it as a str
+    # (then a traceback here), and on a streaming model an empty stream and exit 0.
+    loopback_chat_model(write_settings, server.base_url, streaming)
+    server.add_faults(Fault(body="<html>Sign in</html>", headers={"Content-Type": "text/html"}))
+    result = run("chat", "chat", "Hi")
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("modelreg: error: [model 'chat', deployment 'dep'] ")
+    assert ("'<html>Sign in</html>'" if not streaming else "'text/html'") in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_chat_with_a_stream_cut_short_exit_1(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    loopback_chat_model(write_settings, server.base_url, streaming=True)
+    server.add_faults(Fault(end_stream_after=3))
+    result = run("chat", "chat", "Hi")
+    assert result.returncode == 1
+    assert "without a finish_reason" in result.stderr and "Traceback" not in result.stderr

@@ -32,12 +32,12 @@ def test_create_model_does_not_import_openai(tmp_path: Path) -> None:
         'api_key = "k"\\n\');'
         "from registry import create_model;"
         "m = create_model('m');"
-        "print('openai' in sys.modules, 'tiktoken' in sys.modules)"
+        "print('openai' in sys.modules, 'tiktoken' in sys.modules, 'asyncio' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(tmp_path)
     )
-    assert result.stdout.strip() == "False False"
+    assert result.stdout.strip() == "False False False"
 
 
 def test_all_is_sorted_and_complete() -> None:
