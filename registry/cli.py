@@ -360,7 +360,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
                 delta = getattr(choices[0], "delta", None) if choices else None
                 text = getattr(delta, "content", None)
                 if text:
-                    out.write(text)
+                    out.write(escape_control(text, keep="\n\t"))
                     out.flush()
             out.write("\n")
         elif model.stream:
@@ -370,7 +370,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
         elif not result.choices:
             raise BackendError(f"model {args.name!r} replied with no choices.")
         else:
-            out.write(_reply_text(model, result) + "\n")
+            out.write(escape_control(_reply_text(model, result), keep="\n\t") + "\n")
     finally:
         registry.close()
     return 0

@@ -174,11 +174,17 @@ def shown_name(value: object) -> str:
     return "(invalid: see modelreg check)"
 
 
-def escape_control(text: str) -> str:
+def escape_control(text: str, *, keep: str = "") -> str:
     r"""``text`` with control characters and line breaks written as escapes (``\\n``, ``\\x1b``).
 
     For terminal output: a name or value must not forge a table row or clear the screen.
+    ``keep`` lists characters left as they are (``"\n\t"`` for the text of a model's reply).
     """
     if not _CONTROL.search(text):
         return text
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char in keep else char.encode("unicode_escape").decode("ascii")
+
+    return _CONTROL.sub(escaped, text)

@@ -508,11 +508,18 @@ def test_control_characters_cannot_forge_lines_or_move_the_cursor(
         'reply = "gpt\\u001b[31m..\\nFAKE LINE"\n'
         '[models.az]\nbackend = "azure"\ndeployment = "gpt\\u001b[31m\\nFAKE ROW"\n'
     )
-    for argv in (["list"], ["check"], ["show", evil_name], ["show", "az"]):
+    for argv in (
+        ["list"],
+        ["check"],
+        ["show", evil_name],
+        ["show", "az"],
+        ["chat", evil_name, "x"],
+    ):
         result = modelreg(*argv)
         text = result.stdout + result.stderr
         assert "\x1b" not in text, argv
-        assert not any(line.startswith("FAKE") for line in text.splitlines()), argv
+        if argv[0] != "chat":  # a reply keeps its own line breaks; only controls are escaped
+            assert not any(line.startswith("FAKE") for line in text.splitlines()), argv
         assert "Traceback" not in text
     shown = modelreg("show", evil_name).stdout
     assert "\\x1b[31m..\\nFAKE LINE" in shown and "evil\\x1b[2J\\nFAKE MODEL" in shown
