@@ -264,7 +264,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         self.api_version = self._setting(
             api_version, "api_version", "api_version", check_api_version
         )
-        if client is None and async_client is None:
+        if not self._overridden():
             problem = self._missing_settings()
             if problem:
                 error = MissingCredentialsError if "credentials" in problem else ConfigError

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from backends.configs import ChatGPTConfig, check_model_config
 from backends.results import checked_result
 from registry.building import BuildContext, HttpClientSource, current_loop
-from registry.errors import ConfigError
-from registry.masking import redact
+from registry.errors import BackendError, ConfigError
+from registry.masking import Redacted, redact
+from registry.overrides import ClientOverride, active_override, chosen_client
 from registry.wire import credential_secret
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ __all__ = [
     "BackendSettings",
     "BaseModelBackend",
     "BuildContext",
+    "ClientOverrides",
     "Credential",
     "HttpClientSource",
     "Messages",
@@ -34,6 +37,12 @@ __all__ = [
 Messages = list[dict[str, Any]]
 #: A key or token field: held as SecretStr, blank means unset, must fit in an HTTP header.
 Credential = Annotated[SecretStr | None, BeforeValidator(credential_secret)]
+#: How a backend meets a client override: see :attr:`BaseModelBackend.client_overrides`.
+ClientOverrides = Literal["routed", "handled", "refused"]
+#: The settings of the call being made (``run(..., temperature=0)``), for the model making it.
+_CALL_CONFIG: ContextVar[tuple[BaseModelBackend, Redacted] | None] = ContextVar(
+    "modelreg_call_config", default=None
+)
 
 
 class BackendSettings(BaseModel):
@@ -55,6 +64,18 @@ class BaseModelBackend(ABC):
     env_fallbacks: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Groups of fields (credentials) of which only one may come from conventional variables.
     exclusive_fallbacks: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: What a client override (``override_clients``, ``create(client=...)``, ``client_provider``)
+    #: does to this backend's calls. ``"routed"``: while one applies, ``run``/``arun`` send the
+    #: request through the override's OpenAI-compatible client instead of ``_run``/``_arun``.
+    #: ``"handled"``: the backend sends through :meth:`override_client` itself (the
+    #: OpenAI-family backends). ``"refused"``: it cannot use a client; ``run``/``arun`` raise
+    #: BackendError while one applies, so no call bypasses the override unseen.
+    client_overrides: ClassVar[ClientOverrides] = "routed"
+    # Class-level defaults: a subclass that skips __init__ still works.
+    _clients: ClientOverride | None = None
+    _routed: Any = None
+    _client_limits: tuple[float, int] = (180.0, 3)
+    _model_config: Redacted = Redacted()
 
     def __init__(
         self,
@@ -79,7 +100,7 @@ class BaseModelBackend(ABC):
         self.model_type = model_type
         self.name = name or model_type
         self.base_model = base_model
-        self.model_config_dict: dict[str, Any] = redact(dict(model_config_dict or {}))
+        self.model_config_dict = model_config_dict or {}
         self._token_counter = token_counter
         self._token_counter_factory: Callable[[], BaseTokenCounter] | None = None
         self._capabilities: ModelCapabilities | None = None
@@ -160,8 +181,24 @@ class BaseModelBackend(ABC):
         return self._token_counter
 
     @property
+    def model_config_dict(self) -> dict[str, Any]:
+        """The request settings: the model's, with the settings of the call being made over them.
+
+        Inside ``run(messages, temperature=0)`` (while ``_run``/``_arun`` runs) this is the
+        merged dict, so every backend sees per-call settings without doing anything.
+        """
+        call = _CALL_CONFIG.get()
+        if call is not None and call[0] is self:
+            return call[1]
+        return self._model_config
+
+    @model_config_dict.setter
+    def model_config_dict(self, value: Mapping[str, Any]) -> None:
+        self._model_config = redact(dict(value) if not isinstance(value, Redacted) else value)
+
+    @property
     def stream(self) -> bool:
-        """Whether requests stream (``config.stream``)."""
+        """Whether requests stream (``config.stream``, or this call's ``stream=``)."""
         return bool(self.model_config_dict.get("stream", False))
 
     def run(
@@ -169,19 +206,120 @@ class BaseModelBackend(ABC):
         messages: Messages,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
+        **config: Any,
     ) -> Any:
-        """Send ``messages``; see :meth:`_run` for what comes back (checked on every call)."""
-        return checked_result(self, self._run(messages, response_format, tools), is_async=False)
+        """Send ``messages``; see :meth:`_run` for what comes back (checked on every call).
+
+        ``config`` sets request settings for this call only (``temperature=0``, ``seed=1``,
+        ``extra_headers={...}``), validated like ``[models.X.config]`` and laid over it
+        (``extra_headers``/``extra_body`` key by key).
+        """
+        token = _CALL_CONFIG.set((self, self._call_config(config, "run"))) if config else None
+        try:
+            routed = self._routed_calls(is_async=False)
+            if routed is not None:
+                return checked_result(
+                    self,
+                    routed._run(messages, response_format, tools),
+                    is_async=False,
+                    via_client=True,
+                )
+            return checked_result(self, self._run(messages, response_format, tools), is_async=False)
+        finally:
+            if token is not None:
+                _CALL_CONFIG.reset(token)
 
     async def arun(
         self,
         messages: Messages,
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
+        **config: Any,
     ) -> Any:
         """Async :meth:`run`."""
-        result = await self._arun(messages, response_format, tools)
-        return checked_result(self, result, is_async=True)
+        token = _CALL_CONFIG.set((self, self._call_config(config, "arun"))) if config else None
+        try:
+            routed = self._routed_calls(is_async=True)
+            if routed is not None:
+                result = await routed._arun(messages, response_format, tools)
+                return checked_result(self, result, is_async=True, via_client=True)
+            result = await self._arun(messages, response_format, tools)
+            return checked_result(self, result, is_async=True)
+        finally:
+            if token is not None:
+                _CALL_CONFIG.reset(token)
+
+    def _call_config(self, config: Mapping[str, Any], method: str) -> Redacted:
+        """The call's settings validated (ConfigError naming the key), laid over the model's."""
+        check_model_config(
+            config, context=f"model {self.name!r}, {method}()", model=type(self).config_model
+        )
+        merged = dict(self.model_config_dict)
+        for key, value in config.items():
+            current = merged.get(key)
+            if key.startswith("extra_") and isinstance(current, Mapping) and value is not None:
+                merged[key] = {**current, **value}
+            else:
+                merged[key] = value
+        return redact(merged)
+
+    # -- client overrides ------------------------------------------------------------------
+
+    def use_clients(
+        self,
+        clients: ClientOverride | None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        """Send this model's calls through ``clients`` when no scope is active.
+
+        The registry passes ``create(client=...)``, the ``client_provider``'s clients or the
+        scope the model was made in. ``timeout``/``max_retries`` are what a gateway's clients
+        use for this model.
+        """
+        self._clients = clients
+        self._routed = None
+        if timeout is not None or max_retries is not None:
+            limits = self._client_limits
+            self._client_limits = (
+                limits[0] if timeout is None else timeout,
+                limits[1] if max_retries is None else max_retries,
+            )
+
+    def override_client(self, *, is_async: bool) -> Any:
+        """The client this call must go through, or None: use the backend's own connection.
+
+        The active scope's, else this model's own override (:meth:`use_clients`).
+
+        Raises:
+            BackendError: a strict scope does not supply this side.
+        """
+        timeout, retries = self._client_limits
+        return chosen_client(
+            self.name, self._clients, is_async=is_async, timeout=timeout, max_retries=retries
+        )
+
+    def _routed_calls(self, *, is_async: bool) -> Any:
+        """The request path through the override's client, if one applies to this call."""
+        if self._clients is None and active_override() is None:
+            return None
+        mode = self.client_overrides
+        if mode == "handled" or self.override_client(is_async=is_async) is None:
+            return None
+        if mode == "refused":
+            override = active_override() or self._clients
+            raise BackendError(
+                f"model {self.name!r}: {type(self).__name__} cannot send its requests through "
+                f"a client (client_overrides = 'refused'), and {getattr(override, 'label', '')} "
+                "applies to this call: it would bypass the override. Call this model outside "
+                "the override, or use a backend that takes clients."
+            )
+        if self._routed is None or self._routed.owner is not self:
+            from backends.routed import RoutedCalls
+
+            self._routed = RoutedCalls(self)
+        return self._routed
 
     @abstractmethod
     def _run(

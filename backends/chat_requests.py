@@ -19,7 +19,8 @@ original as ``__cause__``.
 
 SDK clients are built on first use (importing :mod:`openai` only then) on the registry's shared
 HTTP clients, or on modelreg's own timed ones (:mod:`registry.http_clients`); async ones once per
-event loop. A ``client``/``async_client`` given by the caller is used as-is for its side.
+event loop. A client override (:mod:`registry.overrides`: a scope, ``client``/``async_client``
+given by the caller, a client provider) is used as-is for its side, looked up on every call.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from backends.reply_checks import (
     excerpt,
     is_completion,
 )
+from backends.stream_extras import ChoiceExtras
 from registry.errors import BackendError, IncompleteStreamError, RegistryError
 from registry.event_loops import LoopLocal
 from registry.masking import redact
-from registry.overrides import active_override
+from registry.overrides import ClientOverride, active_override
 from registry.validation import check_max_retries, check_timeout, checked
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ def _raised_reading_reply(exc: BaseException) -> bool:
 class ChatCompletionsBackend(BaseModelBackend):
     """A backend that talks to ``/chat/completions`` through the openai SDK."""
 
+    client_overrides = "handled"  # its client properties go through override_client()
+
     def __init__(
         self,
         model_type: str,
@@ -120,9 +124,11 @@ class ChatCompletionsBackend(BaseModelBackend):
         #: Whether a stream that ends before every choice has a finish_reason is an error.
         self.require_finish_reason = require_finish_reason
         self.client_kwargs: dict[str, Any] = redact(dict(client_kwargs or {}))
-        self._custom_client = client
-        self._custom_async_client = async_client
-        self._sync_client: Any = client
+        self._client_limits = (self.timeout, self.max_retries)
+        if client is not None or async_client is not None:  # each side falls back on its own
+            label = "the model's client=/async_client="
+            self._clients = ClientOverride(client, async_client, fallback=True, label=label)
+        self._sync_client: Any = None
         self._async_clients: LoopLocal[Any] = LoopLocal(self._build_async_client, self._aclose_own)
         self._lock = threading.Lock()
         self._http_clients: HttpClientSource | None = None
@@ -162,10 +168,10 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     @property
     def client(self) -> Any:
-        """The sync SDK client: the injected one, or one built on first use."""
-        override = active_override()
-        if override is not None and override.client is not None:
-            return override.client
+        """The sync SDK client: an override's (:meth:`override_client`), else one built once."""
+        chosen = self.override_client(is_async=False)
+        if chosen is not None:
+            return chosen
         if self._sync_client is None:
             with self._lock:
                 if self._sync_client is None:
@@ -174,12 +180,10 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     @property
     def async_client(self) -> Any:
-        """The async SDK client: the injected one, or the one built for the running event loop."""
-        override = active_override()
-        if override is not None and override.async_client is not None:
-            return override.async_client
-        if self._custom_async_client is not None:
-            return self._custom_async_client
+        """The async SDK client: an override's, else the one built for the running event loop."""
+        chosen = self.override_client(is_async=True)
+        if chosen is not None:
+            return chosen
         return self._async_clients.get()
 
     def _build_async_client(self) -> Any:
@@ -192,8 +196,8 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     def close(self) -> None:
         """Close the sync SDK client this model built for itself (not injected or shared)."""
-        if self._http_clients is None and self._sync_client is not self._custom_client:
-            client, self._sync_client = self._sync_client, self._custom_client
+        if self._http_clients is None:
+            client, self._sync_client = self._sync_client, None
             if client is not None:
                 client.close()
 
@@ -211,6 +215,19 @@ class ChatCompletionsBackend(BaseModelBackend):
     def _secret_values(self) -> list[str]:
         """The model's credentials, masked in any excerpt of a server's reply."""
         return []
+
+    def _overridden(self) -> bool:
+        """Whether clients come from elsewhere (given, or a scope active while it is built).
+
+        Then missing endpoint settings are an error only if a call needs them.
+        """
+        return self._clients is not None or active_override() is not None
+
+    def _masked_values(self) -> list[str]:
+        """The model's credentials and those of a gateway override in force."""
+        override = active_override() or self._clients
+        extra = override.secret_values() if override is not None else []
+        return self._secret_values() + extra
 
     def _method(self, completions: Any, name: str) -> Any:
         """``completions.<name>``, or a BackendError saying the injected client lacks it."""
@@ -336,7 +353,7 @@ class ChatCompletionsBackend(BaseModelBackend):
         if kind in _SDK_EVENT_STREAMS:
             return self._guard_event_stream(result)
         if _from_sdk(completions) and not is_completion(result):
-            problem = completion_problem(result, self._secret_values())
+            problem = completion_problem(result, self._masked_values())
             raise BackendError(f"[{self._context()}] {problem}")
         return result
 
@@ -369,6 +386,17 @@ class ChatCompletionsBackend(BaseModelBackend):
             )
         return ""
 
+    def _override_hint(self, exc: BaseException) -> str:
+        """:meth:`_hint`, unless a client override took the call: then where it went."""
+        override = active_override() or self._clients
+        if override is None:
+            return self._hint(exc)
+        own = (
+            ", or the model's own client for a side it does not supply" if override.fallback else ""
+        )
+        generic = ChatCompletionsBackend._hint(self, exc)
+        return f"The call went to {override.label}{own}." + (f" {generic}" if generic else "")
+
     def _credential_problem(self, exc: BaseException) -> RegistryError | None:
         """A credential source's own error turned into ours (Azure: azure-identity's)."""
         return None
@@ -378,7 +406,7 @@ class ChatCompletionsBackend(BaseModelBackend):
         if isinstance(exc, RegistryError):
             return exc
         if _is_sdk_error(exc):
-            annotate_sdk_error(exc, self._context(), self._hint(exc))
+            annotate_sdk_error(exc, self._context(), self._override_hint(exc))
             return exc
         problem = self._credential_problem(exc)
         if problem is not None:
@@ -395,7 +423,7 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     def _unreadable(self, exc: Exception, progress: StreamProgress | None) -> str:
         """What failed while reading a reply, in words."""
-        secrets = self._secret_values()
+        secrets = self._masked_values()
         if isinstance(exc, json.JSONDecodeError):
             found = f"({exc.msg} at character {exc.pos}: {excerpt(exc.doc, secrets)})"
             if progress is None:
@@ -444,13 +472,14 @@ class ChatCompletionsBackend(BaseModelBackend):
         if raw is None or iterator is None:
             return stream
         self._guard_stream(raw)
+        extras = ChoiceExtras.watch(raw)  # token ids etc. of the whole reply on the final one
         final = stream.get_final_completion
         if hasattr(iterator, "__anext__"):
             stream._iterator = self._translated_async(iterator)
 
             async def get_final_completion_async() -> Any:
                 try:
-                    return await final()
+                    return extras.apply(await final())
                 except Exception as exc:
                     self._raise_translated(exc, StreamProgress())
 
@@ -460,7 +489,7 @@ class ChatCompletionsBackend(BaseModelBackend):
 
             def get_final_completion() -> Any:
                 try:
-                    return final()
+                    return extras.apply(final())
                 except Exception as exc:
                     self._raise_translated(exc, StreamProgress())
 

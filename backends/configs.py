@@ -49,6 +49,7 @@ class ChatGPTConfig(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     extra_body: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
 
     @field_validator(
         "temperature",

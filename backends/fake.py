@@ -3,7 +3,15 @@
 ``backend = "fake"`` replies with ``reply`` (or cycles through ``replies``, or echoes the last
 user message), returns ``ChatCompletion`` objects (chunks when ``config.stream``), a
 schema-valid instance for a pydantic ``response_format``, and a call of the first tool when
-tools are given and ``tool_call = true``.
+tools are given and ``tool_call = true``. ``calls`` records each call, with the request
+settings in force (the model's config and the call's own).
+
+Under a client override the fake is routed like any plugin backend
+(:attr:`~backends.base.BaseModelBackend.client_overrides`): the call goes to the override's
+client and the fake does not answer. The fake stands in for a real deployment in an
+application's tests; an RL framework testing its rollout against such an application must see
+every call on its own client, as it would in production — answering locally instead would be
+the silent bypass overrides exist to prevent, and refusing would make the fake unusable there.
 """
 
 from __future__ import annotations
@@ -170,7 +178,12 @@ class FakeModel(BaseModelBackend):
 
     def _respond(self, messages: Messages, response_format: Any, tools: Any) -> Any:
         self.calls.append(
-            {"messages": messages, "response_format": response_format, "tools": tools}
+            {
+                "messages": messages,
+                "response_format": response_format,
+                "tools": tools,
+                "config": dict(self.model_config_dict),
+            }
         )
         rf = (
             response_format

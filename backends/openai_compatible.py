@@ -144,7 +144,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         self._api_key: SecretStr | None = checked(credential_secret, api_key, f"{where}, api_key")
         self.organization = organization
         self.project = project
-        if client is None and async_client is None and self._missing_settings():
+        if not self._overridden() and self._missing_settings():
             raise MissingCredentialsError(f"model {self.name!r}: {self._missing_settings()}")
 
     def _missing_settings(self) -> str | None:

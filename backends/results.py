@@ -122,14 +122,19 @@ async def achunks_from_text(
             yield chunk
 
 
-def checked_result(backend: BaseModelBackend, result: Any, *, is_async: bool) -> Any:
-    """``result`` if ``run`` (``is_async``: ``arun``) may return it; else a BackendError."""
+def checked_result(
+    backend: BaseModelBackend, result: Any, *, is_async: bool, via_client: bool = False
+) -> Any:
+    """``result`` if ``run`` (``is_async``: ``arun``) may return it; else a BackendError.
+
+    ``via_client``: the result came from a client override's client, not from ``_run``.
+    """
     if type(result) in _PASSED[is_async]:
         return result
-    return _classify(backend, result, is_async)
+    return _classify(backend, result, is_async, via_client)
 
 
-def _classify(backend: BaseModelBackend, result: Any, is_async: bool) -> Any:
+def _classify(backend: BaseModelBackend, result: Any, is_async: bool, via_client: bool) -> Any:
     from openai import AsyncStream, Stream
     from openai.lib.streaming.chat import (
         AsyncChatCompletionStreamManager,
@@ -154,7 +159,9 @@ def _classify(backend: BaseModelBackend, result: Any, is_async: bool) -> Any:
         return wrapper(result, backend, ChatCompletionChunk)
     if inspect.iscoroutine(result):
         result.close()  # never awaited: close it, or Python warns about it later
-    raise BackendError(_message(backend, f"returned {_describe(result, is_async)}", is_async))
+    raise BackendError(
+        _message(backend, f"returned {_describe(result, is_async)}", is_async, via_client)
+    )
 
 
 def _describe(result: Any, is_async: bool) -> str:
@@ -173,18 +180,27 @@ def _describe(result: Any, is_async: bool) -> str:
     return f"a value of type {name}"
 
 
-def _message(backend: BaseModelBackend, problem: str, is_async: bool) -> str:
+def _message(
+    backend: BaseModelBackend, problem: str, is_async: bool, via_client: bool = False
+) -> str:
     method = "_arun" if is_async else "_run"
     side = "arun" if is_async else "run"
+    if via_client:
+        origin = (
+            f"{_origin(type(backend), note=False)}, routed through a client override "
+            "(client=, client_provider, override_clients): its client"
+        )
+    else:
+        origin = f"{_origin(type(backend))}: {method}"
     return (
-        f"model {backend.name!r}: {_origin(type(backend))}: {method} {problem}. {side}() must "
+        f"model {backend.name!r}: {origin} {problem}. {side}() must "
         "return a ChatCompletion, a stream of ChatCompletionChunk, a parsed completion or a "
         "stream manager; build them with backends.results.completion_from_text(text, "
         f"model=...) and {'achunks_from_text' if is_async else 'chunks_from_text'}."
     )
 
 
-def _origin(cls: type) -> str:
+def _origin(cls: type, *, note: bool = True) -> str:
     """``backend 'acme' (AcmeModel, plugin acme: modelreg-acme 0.1.0)`` for messages."""
     from registry.plugins import get_plugin_host
 
@@ -194,7 +210,7 @@ def _origin(cls: type) -> str:
         return f"backend {where} (not registered by a plugin)"
     name, plugin = found
     origin = f"backend {name!r} ({where}, plugin {plugin.label})"
-    if plugin.builtin:
+    if plugin.builtin and note:
         origin += (
             " — built-in backends return what their SDK client returns, so a custom client "
             "(client=, client_provider, override_clients) returned this"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Self
 from registry.building import BuildContext
 from registry.errors import ConfigError, PluginError, RegistryWarning, did_you_mean
 from registry.layers import model_names, orphan_message
-from registry.overrides import active_override, check_client
+from registry.overrides import ClientOverride, active_override, check_client
 from registry.plugins import PluginHost, get_plugin_host
 from registry.pools import HttpClientPool
 from registry.resolve import resolve_fields
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["Explanation", "ModelRegistry", "create_model"]
 
 #: Keyword arguments that are objects for the backend, not settings fields.
-_RUNTIME_ALWAYS = frozenset({"client", "async_client"})
+_CLIENT_SIDES = ("client", "async_client")
+_RUNTIME_ALWAYS = frozenset(_CLIENT_SIDES)
 _RUNTIME_IF_OBJECT = frozenset({"azure_ad_token_provider", "token_counter"})
 
 _shared_pool = HttpClientPool()
@@ -201,15 +202,7 @@ class ModelRegistry:
         if self._warn_unused_variables:
             _warn_orphans(*self._state)
         backend_cls = self.plugins.backend(spec.backend)
-        override = active_override()
-        if override is not None:  # models created inside override_clients() keep its clients
-            for side in ("client", "async_client"):
-                if getattr(override, side) is not None:
-                    runtime.setdefault(side, getattr(override, side))
-        self._add_provider_clients(spec, runtime)
-        for side in ("client", "async_client"):
-            if side in runtime:
-                check_client(runtime[side], where=f"model {spec.name!r}, {side}")
+        clients = self._client_override(spec, runtime)
         context = BuildContext(
             runtime=runtime,
             http_clients=self._pool,
@@ -217,6 +210,8 @@ class ModelRegistry:
             capability_layers=self._capability_layers,
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
+        common = spec.common
+        model.use_clients(clients, timeout=common.timeout, max_retries=common.max_retries)
         model.use_token_counter_factory(context.token_counter_factory)
         if spec.common.capabilities:
             model.use_capabilities(spec.common.capabilities)
@@ -239,10 +234,40 @@ class ModelRegistry:
     def _capability_layers(self) -> list[Any]:
         return list(self.plugins.layers("capabilities"))
 
-    def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> None:
+    def _client_override(self, spec: ModelSpec, runtime: dict[str, Any]) -> ClientOverride | None:
+        """The model's own override, used at each call when no scope is active.
+
+        ``create(client=...)`` (sides it lacks from its provider), else the scope the model is
+        created in (kept as is, strict or not), else its provider's.
+        Client objects also go into ``runtime`` for the backend's constructor (CAMEL's
+        ``client``/``async_client``); each is checked for the methods a call needs.
+        """
+        given = [side for side in _CLIENT_SIDES if side in runtime]
+        scope = active_override()
+        if scope is not None and not given:
+            for side in _CLIENT_SIDES:
+                if getattr(scope, side) is not None:
+                    runtime[side] = getattr(scope, side)
+            return scope
+        provider = self._add_provider_clients(spec, runtime)
+        for side in _CLIENT_SIDES:
+            if side in runtime:
+                check_client(runtime[side], where=f"model {spec.name!r}, {side}")
+        if not given and not provider:
+            return None
+        label = f"create({'=..., '.join(given)}=...)" if given else f"client provider {provider!r}"
+        return ClientOverride(
+            runtime.get("client"), runtime.get("async_client"), fallback=True, label=label
+        )
+
+    def _add_provider_clients(self, spec: ModelSpec, runtime: dict[str, Any]) -> str | None:
+        """Fill the sides ``runtime`` lacks from the model's client provider.
+
+        Returns the provider's name if any side came from it.
+        """
         name = spec.common.client_provider
         if not name:
-            return
+            return None
         try:
             provider = self.plugins.lookup("client_providers", name)
         except PluginError as exc:
@@ -255,12 +280,14 @@ class ModelRegistry:
                 f"{did_you_mean(name, known)} Registered: {', '.join(known) or 'none'} "
                 "(providers come from plugins; see `modelreg plugins`)."
             ) from None
-        for side in ("client", "async_client"):
+        used = None
+        for side in _CLIENT_SIDES:
             method = getattr(provider, "sync_client" if side == "client" else side, None)
             if side not in runtime and callable(method):
                 client = method(spec)
                 if client is not None:
-                    runtime[side] = client
+                    runtime[side], used = client, name
+        return used
 
     def _token_counter_factory(self, spec: ModelSpec) -> Callable[[], BaseTokenCounter]:
         """Look the counter up now (so ``create`` and ``check`` reject a bad name); build later."""

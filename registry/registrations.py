@@ -58,7 +58,19 @@ def _check_backend(obj: Any) -> str | None:
     settings_model = getattr(obj, "settings_model", None)
     if not (isinstance(settings_model, type) and issubclass(settings_model, BaseModel)):
         return f"{obj.__name__}.settings_model is not a pydantic model class"
+    mode = getattr(obj, "client_overrides", "routed")
+    if mode not in _CLIENT_OVERRIDE_MODES:
+        shown = mode if isinstance(mode, str) and mode.isidentifier() else type(mode).__name__
+        modes = _CLIENT_OVERRIDE_MODES
+        return (
+            f"{obj.__name__}.client_overrides is {shown!r}, not one of "
+            f"{', '.join(map(repr, modes))}.{did_you_mean(str(mode), modes)}"
+        )
     return None
+
+
+#: What ``BaseModelBackend.client_overrides`` may say (see backends.base).
+_CLIENT_OVERRIDE_MODES = ("routed", "handled", "refused")
 
 
 def _check_token_counter(obj: Any) -> str | None:
