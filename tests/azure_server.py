@@ -6,6 +6,9 @@
 * ``stream: true`` answers with SSE chunks ending in ``data: [DONE]``; tool definitions plus a
   user message containing "use a tool" answer with a tool call; a ``json_schema``
   response_format answers with a JSON document valid for the schema.
+* Like vLLM, ``return_token_ids: true`` in the body adds ``prompt_token_ids`` to the completion
+  (the first chunk when streaming) and ``token_ids`` to each choice (each chunk's choice), and
+  ``logprobs: true`` adds per-token ``logprobs`` to each choice (each chunk's choice).
 * Faults can be scripted per request (status, headers, body, a connection reset, a delay, a
   body trickled a few bytes at a time, a stream cut or ended early, a corrupt chunk, a request
   held until the test releases it) for the reliability tests.
@@ -375,14 +378,17 @@ class AzureServer:
         finish = "tool_calls" if message.get("tool_calls") else "stop"
         if fault is not None and fault.content_filter_finish:
             finish, message = "content_filter", {"role": "assistant", "content": None}
-        return {
-            "id": "chatcmpl-loopback",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": request.body.get("model", "unknown"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-        }
+        return _engine_fields(
+            request.body,
+            {
+                "id": "chatcmpl-loopback",
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": request.body.get("model", "unknown"),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+            },
+        )
 
     def chunks(self, request: RecordedRequest, fault: Fault | None = None) -> list[dict[str, Any]]:
         message = self._message(request)
@@ -448,4 +454,33 @@ class AzureServer:
                     "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
                 }
             )
+        for index, chunk in enumerate(chunks):
+            _engine_fields(request.body, chunk, first=index == 0)
         return chunks
+
+
+#: The prompt's token ids a vLLM-like server reports (``return_token_ids``).
+PROMPT_TOKEN_IDS = [101, 102, 103]
+
+
+def _token_ids(text: str) -> list[int]:
+    """Made-up token ids of ``text``: one per character, so a test can tell replies apart."""
+    return [ord(char) for char in text]
+
+
+def _engine_fields(body: dict[str, Any], payload: dict[str, Any], *, first: bool = True) -> Any:
+    """Add what vLLM adds: ``prompt_token_ids``, per-choice ``token_ids`` and ``logprobs``."""
+    for choice in payload["choices"]:
+        part = choice.get("message") or choice.get("delta") or {}
+        text = part.get("content") or ""
+        if body.get("return_token_ids"):
+            choice["token_ids"] = _token_ids(text)
+        if body.get("logprobs"):
+            tokens = [
+                {"token": char, "logprob": -0.5, "bytes": list(char.encode()), "top_logprobs": []}
+                for char in text
+            ]
+            choice["logprobs"] = {"content": tokens, "refusal": None}
+    if body.get("return_token_ids") and first:
+        payload["prompt_token_ids"] = PROMPT_TOKEN_IDS
+    return payload
