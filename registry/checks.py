@@ -19,6 +19,7 @@ from registry.layers import default_model_name, model_names, orphan_message
 from registry.masking import escape_control
 from registry.options import unknown_variable_message
 from registry.resolve import canonical_name
+from registry.secret_settings import plain_secret_fields
 from registry.settings import Settings, choose_env, orphan_environment_message
 
 __all__ = ["CheckReport", "Problem", "check_settings"]
@@ -145,6 +146,26 @@ def _check_model(registry: ModelRegistry, name: str, report: CheckReport) -> Non
     counter = registry.token_counter(name)
     if not counter.exact and spec.common.token_counter is None:
         report.add("warning", f"model {name!r}: {getattr(counter, 'note', '')}", env)
+    _check_secret_types(registry, spec.backend, report, env)
+
+
+def _check_secret_types(
+    registry: ModelRegistry, backend: str, report: CheckReport, env: str | None
+) -> None:
+    """A backend's settings field named like a secret should be typed SecretStr."""
+    cls = registry.plugins.backend(backend)
+    model = cls.settings_model
+    for name in plain_secret_fields(model):
+        annotation = model.model_fields[name].annotation
+        typed = getattr(annotation, "__name__", None) or str(annotation)
+        report.add(
+            "warning",
+            f"backend {backend!r} ({cls.__module__}.{model.__qualname__}): field {name!r} "
+            f"holds a secret by its name but is typed {typed}: modelreg masks it in show, "
+            "--json and reprs, but the backend's own code can still print it. Type it "
+            "pydantic.SecretStr (backends.base.Credential also checks it fits in a header).",
+            env,
+        )
 
 
 def _check_environment(settings: Settings, env: str | None, report: CheckReport) -> None:

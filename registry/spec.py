@@ -163,11 +163,11 @@ class ModelSpec:
         return self.common.backend
 
     def values(self) -> dict[str, Any]:
-        """Every field's value (secrets stay :class:`~pydantic.SecretStr`)."""
+        """Every field's value (secrets stay :class:`~pydantic.SecretStr`; the repr masks them)."""
         data = {key: getattr(self.common, key) for key in COMMON_FIELD_NAMES}
         data["config"] = dict(self.config)
         data.update({key: getattr(self.options, key) for key in type(self.options).model_fields})
-        return data
+        return redact(data)
 
     def explain(self) -> dict[str, ExplainedField]:
         """Every field with its source; secrets masked, config keys listed one by one."""

@@ -16,6 +16,7 @@ from registry.deployments import DeploymentSpec, entry_weight
 from registry.errors import ConfigError, PluginError, did_you_mean
 from registry.layers import origins, plain, secret_paths
 from registry.resolve import BackendCatalog, Resolved, resolve_fields, secret_fields
+from registry.secret_settings import masked_settings_model
 from registry.settings import Settings
 from registry.sources import env_name
 from registry.spec import (
@@ -88,7 +89,9 @@ def _pool(
         sources.update({prefix + k: v for k, v in entry_sources.items() if k in entry.own})
         weight = entry_weight(entry, resolved.name)
         values = {k: v for k, v in plain(entry.fields).items() if k != "weight"}
-        options, found = validate(resolved.backend_cls.settings_model, values, prefix=prefix)
+        options, found = validate(
+            masked_settings_model(resolved.backend_cls.settings_model), values, prefix=prefix
+        )
         problems += found
         if options is not None:
             secret = frozenset(k for k in secret_paths(entry.fields) if k in entry.own)
@@ -121,7 +124,7 @@ def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) 
         options = pool[0].options if len(pool) == len(resolved.deployments) else None
     else:
         backend_data = {k: v for k, v in values.items() if k not in COMMON_FIELD_NAMES}
-        options, found = validate(backend_cls.settings_model, backend_data)
+        options, found = validate(masked_settings_model(backend_cls.settings_model), backend_data)
         problems += found
     config: dict[str, Any] = {}
     if isinstance(common, CommonFields):
