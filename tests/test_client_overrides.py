@@ -458,3 +458,41 @@ def test_rollout_of_50_concurrent_sessions_has_no_cross_talk(
         assert request.headers["authorization"] == "Bearer gateway-key"
     sessions = [r.headers["x-session-id"] for r in server.requests]
     assert sorted(set(sessions)) == sorted(f"sess-{n}" for n in range(50))
+
+
+# -- the README's section, run as written -----------------------------------------------------
+
+
+def test_readme_client_override_examples(
+    write_settings: Callable[[str], Path],
+    server: AzureServer,
+    configured: AzureServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.helpers import readme_block
+
+    write_settings(
+        f"""
+        [models.chat]
+        backend = "azure"
+        deployment = "policy"
+        endpoint = "{configured.base_url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
+        """
+    )
+    monkeypatch.setenv("RL_GATEWAY_URL", server.base_url)
+    monkeypatch.setenv("RL_GATEWAY_KEY", "gateway-key")
+    namespace: dict[str, Any] = {}
+    exec(readme_block("Three ways, and one rule for all of them", "python"), namespace)
+    assert len(namespace["token_ids"]) == 8
+    assert all(ids and all(isinstance(i, int) for i in ids) for ids in namespace["token_ids"])
+    sessions = {r.headers["x-session-id"]: r for r in server.requests}
+    assert sorted(sessions) == [f"s{n}" for n in range(8)]
+    for session, request in sessions.items():
+        assert request.path == f"/sessions/{session}/v1/chat/completions"
+        assert request.body["seed"] == 7 and request.body["return_token_ids"] is True
+    exec(readme_block("`registry.scoped_threads.carry_context(fn)`", "python"), namespace)
+    assert ["Question" in r.choices[0].message.content for r in namespace["replies"]] == [True] * 4
+    assert [r.path for r in server.requests[8:]] == ["/sessions/batch/v1/chat/completions"] * 4
+    assert configured.requests == []
