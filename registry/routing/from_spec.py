@@ -23,9 +23,7 @@ __all__ = ["member_label", "pool_for"]
 
 
 def member_label(options: Any, model: str | None) -> str:
-    """``host/deployment`` for a member's backend options (Azure ``endpoint``/``deployment``;
-    OpenAI-compatible ``base_url`` and the model).
-    """
+    """``host/deployment`` of a member (``endpoint``/``base_url``, ``deployment``/model)."""
     endpoint = getattr(options, "endpoint", None) or getattr(options, "base_url", None)
     return deployment_label(endpoint, getattr(options, "deployment", None) or model)
 
