@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry import factory
+from registry.gateways import gateway_pool
 from registry.plugins import reset_plugin_host
 from tests.azure_server import AzureServer
 
@@ -46,6 +47,10 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     factory._warned_orphans.clear()
     yield work
     reset_plugin_host()
+    # Process-wide connection pools (create_model's, gateway scopes'): a test's keep-alive
+    # connections must not stay open into the next test, which may count them.
+    factory._shared_pool.close()
+    gateway_pool().close()
 
 
 @pytest.fixture(scope="session")
