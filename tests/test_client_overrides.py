@@ -364,6 +364,32 @@ def test_gateway_timeout_bounds_each_attempt(server: AzureServer) -> None:
     assert "gateway-key" not in str(caught.value)
 
 
+def test_model_without_credentials_is_made_and_used_inside_a_gateway_scope(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    write_settings('[models.policy]\nbackend = "azure"\ndeployment = "policy"\n')
+    with pytest.raises(ConfigError, match="no Azure endpoint"):
+        create_model("policy")  # outside a scope: it cannot work
+    with gateway(server):
+        model = create_model("policy")
+        assert "You said: Hello" in text(model.run(MESSAGES))
+    assert text(model.run(MESSAGES)).endswith("You said: Hello")  # it kept the scope
+    assert [r.headers["x-session-id"] for r in server.requests] == ["s1", "s1"]
+
+
+@pytest.mark.usefixtures("plugin")
+def test_reply_excerpts_mask_the_gateway_key(server: AzureServer) -> None:
+    from tests.azure_server import Fault
+
+    server.add_faults(Fault(body={"error": {"message": "bad key gateway-key-0123456789"}}))
+    with (
+        override_clients(base_url=f"{server.base_url}/v1", api_key="gateway-key-0123456789"),
+        pytest.raises(BackendError) as caught,
+    ):
+        create_model("chat").run(MESSAGES)
+    assert "its error says 'bad key ***'" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "kwargs, problem",
     [
