@@ -149,6 +149,27 @@ def test_call_settings_stay_with_their_call_and_their_model() -> None:
     assert all(call["config"] == {} for call in other.calls)  # type: ignore[attr-defined]
 
 
+def test_a_model_called_inside_another_s_call_does_not_see_its_settings() -> None:
+    from backends.fake import FakeModel
+
+    class Relay(FakeModel):
+        """A composite backend: its _run asks another model first."""
+
+        def __init__(self, inner: FakeModel) -> None:
+            super().__init__("relay")
+            self.inner = inner
+
+        def _run(self, messages: Any, response_format: Any = None, tools: Any = None) -> Any:
+            self.inner.run(messages)
+            return super()._run(messages, response_format, tools)
+
+    inner = FakeModel("inner")
+    relay = Relay(inner)
+    relay.run(MESSAGES, temperature=0.9)
+    assert relay.calls[0]["config"] == {"temperature": 0.9}
+    assert inner.calls[0]["config"] == {}
+
+
 @pytest.mark.usefixtures("settings")
 def test_call_settings_go_through_a_client_override() -> None:
     from tests.test_plugins import RecordingClient

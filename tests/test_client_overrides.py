@@ -266,7 +266,7 @@ def test_plain_threads_do_not_inherit_a_scope_and_the_helpers_carry_it(
 
 def test_carry_context_may_run_in_several_threads_at_once() -> None:
     seen: list[Any] = []
-    barrier = threading.Barrier(3)
+    barrier = threading.Barrier(3, timeout=10)
     client = RecordingClient("c")
     with override_clients(client=client) as scope:
 
@@ -281,7 +281,7 @@ def test_carry_context_may_run_in_several_threads_at_once() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=20)
     assert seen == [scope] * 3
 
 
