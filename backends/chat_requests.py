@@ -391,11 +391,11 @@ class ChatCompletionsBackend(BaseModelBackend):
         override = active_override() or self._clients
         if override is None:
             return self._hint(exc)
-        own = (
-            ", or the model's own client for a side it does not supply" if override.fallback else ""
-        )
+        partial = override.gateway is None and None in (override.client, override.async_client)
+        if partial and override.fallback:  # this side may have used the model's own endpoint
+            return f"{self._hint(exc)} (Under {override.label}, which supplies one side only.)"
         generic = ChatCompletionsBackend._hint(self, exc)
-        return f"The call went to {override.label}{own}." + (f" {generic}" if generic else "")
+        return f"The call went to {override.label}." + (f" {generic}" if generic else "")
 
     def _credential_problem(self, exc: BaseException) -> RegistryError | None:
         """A credential source's own error turned into ours (Azure: azure-identity's)."""

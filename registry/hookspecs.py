@@ -111,7 +111,9 @@ def modelreg_register_backends(register: RegisterBackend) -> None:
     The class must subclass :class:`backends.base.BaseModelBackend` and carry the pydantic model
     of its settings fields as ``settings_model``, so that ``[models.X]`` tables naming this
     backend are validated in full (typos get a did-you-mean) and ``modelreg check`` covers them.
-    Its ``_run``/``_arun`` return what :mod:`backends.results` describes (checked on each call).
+    Its ``_run``/``_arun`` return what :mod:`backends.results` describes (checked on each call);
+    its ``client_overrides`` says how a client override reaches it (routed through the
+    override's client by default, or ``"refused"``: see :class:`backends.base.BaseModelBackend`).
     The name is what ``backend = "..."`` in settings refers to; a built-in's name is refused,
     and a name another plugin also registers is unavailable to both.
     """

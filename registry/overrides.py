@@ -152,6 +152,7 @@ def _scope(
 ) -> ClientOverride:
     """The validated override for ``override_clients`` (ConfigError naming the argument)."""
     given = [key for key, value in gateway_args.items() if value is not None]
+    given += ["allow_http"] if allow_http else []
     if gateway_args["base_url"] is not None:
         if client is not None or async_client is not None:
             raise ConfigError(

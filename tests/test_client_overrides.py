@@ -419,6 +419,7 @@ def test_reply_excerpts_mask_the_gateway_key(server: AzureServer) -> None:
             "extra_body=...): t: must be a finite number",
         ),
         ({"api_key": "sk-secret-1"}, "api_key= go with base_url="),
+        ({"client": RecordingClient("c"), "allow_http": True}, "allow_http= go with base_url="),
         ({"client": RecordingClient("c"), "base_url": "https://gw.example.com/v1"}, "not both"),
         ({}, "pass a client, an async_client, both, or a gateway"),
     ],
