@@ -267,6 +267,7 @@ class ChatCompletionsBackend(BaseModelBackend):
     ) -> tuple[Callable[[Any], Any], bool]:
         """``call(completions)`` for this request, and whether it needs a stream manager."""
         request, rf = self._prepare(response_format, tools)
+        request = self.prepared_request(messages, request)  # the base model's rules
 
         def call(completions: Any) -> Any:
             return self._call(completions, messages, dict(request), rf)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from registry.errors import (
     BackendError,
     ConfigError,
+    ContextWindowExceededError,
     IncompleteStreamError,
     MissingCredentialsError,
     NoDeploymentAvailableError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ContextWindowExceededError",
     "Explanation",
     "IncompleteStreamError",
     "MissingCredentialsError",

@@ -21,8 +21,8 @@ from backends.configs import REQUEST_OPTIONS, RESPONSES_FROM_CHAT, config_model_
 from backends.fake import FakeModel
 from backends.sdk_params import CHAT_PARAMS, ParamSet, SdkParams
 from registry import ConfigError, ModelRegistry, hookimpl
-from registry.plugins import PluginHost, set_plugin_host
 from registry.spec import ModelSpec
+from registry.testing import use_plugins
 from tests.azure_server import AzureServer
 
 AZURE = """
@@ -324,11 +324,8 @@ class ApiPlugin:
 
 @pytest.fixture
 def api_plugin() -> Iterator[None]:
-    host = PluginHost(entry_points=False)
-    host.pm.register(ApiPlugin(), name="api-test")
-    previous = set_plugin_host(host)
-    yield
-    set_plugin_host(previous)
+    with use_plugins(ApiPlugin()):
+        yield
 
 
 @pytest.mark.usefixtures("api_plugin")
