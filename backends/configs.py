@@ -3,19 +3,20 @@
 A model's ``[models.X.config]`` table, the ``model_config_dict`` constructor argument (CAMEL's
 name) and per-call settings are validated here, per API:
 
-* ``chat_completions`` (the default): the parameters of ``chat.completions.create``;
-* ``responses``: those of ``responses.create``, plus the chat keys the Responses translation
-  takes (:data:`RESPONSES_FROM_CHAT`: ``max_tokens`` and ``max_completion_tokens`` become
-  ``max_output_tokens``, a ``response_format`` becomes ``text.format``...), and ``tools`` /
-  ``tool_choice`` in either API's shape;
+* ``chat_completions`` (the default): the parameters of ``chat.completions.create``; a
+  parameter only ``responses.create`` has is refused, saying to set ``api = "responses"``;
+* ``responses``: those of ``responses.create`` (sent as they are), plus every chat parameter
+  (typed as chat types it), which the Responses translation maps (``max_tokens`` →
+  ``max_output_tokens``, ``response_format`` → ``text.format``...) or refuses with its reason
+  (``stop``, ``n`` above 1: the translation's rule, not this module's); ``tools``,
+  ``tool_choice`` and ``stream_options`` in either API's shape;
 
 each plus the SDK's request options ``extra_headers``, ``extra_query`` and ``extra_body``.
 Keys and types are the SDK's own (:mod:`backends.sdk_params` reads them from its source without
 importing it), so an SDK upgrade needs no edit. On top of the types, the API's ranges
-(:data:`RANGES`: temperature 0 to 2, top_p 0 to 1...), header-safe ``extra_headers``, and no NaN or
-infinity anywhere. A key of the other API is an error that says which API takes it; any other
-unknown key has a did-you-mean. ``response_format`` may also be a pydantic model class (parsed
-replies). Messages name the key, never the value.
+(:data:`RANGES`: temperature 0 to 2, top_p 0 to 1...), header-safe ``extra_headers``, and no
+NaN or infinity anywhere; any other unknown key has a did-you-mean. ``response_format`` may
+also be a pydantic model class (parsed replies). Messages name the key, never the value.
 
 :func:`config_model_for` is what resolution and the backends call: the schema of one API.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 from collections.abc import Mapping
 from typing import Any, Protocol, Union
 
@@ -37,7 +39,6 @@ __all__ = [
     "API_MODES",
     "RANGES",
     "REQUEST_OPTIONS",
-    "RESPONSES_FROM_CHAT",
     "ConfigSchema",
     "PydanticConfig",
     "RequestConfig",
@@ -47,12 +48,8 @@ __all__ = [
 
 #: The APIs a model can use (``api`` in settings).
 API_MODES = ("chat_completions", "responses")
-#: Chat keys a model on the Responses API accepts: the request translation maps them.
-RESPONSES_FROM_CHAT = frozenset(
-    {"max_tokens", "max_completion_tokens", "response_format", "reasoning_effort", "n"}
-)
-#: Keys whose value may be in either API's shape on the Responses API (translated if chat's).
-_EITHER_SHAPE = frozenset({"tools", "tool_choice"})
+#: Keys whose value may be in either API's shape on the Responses API (chat's is translated).
+_EITHER_SHAPE = frozenset({"tools", "tool_choice", "stream_options"})
 #: The SDK's per-request options (keyword arguments of every create method, not body fields).
 REQUEST_OPTIONS: Mapping[str, Any] = {
     "extra_headers": dict[str, str],
@@ -127,7 +124,7 @@ def _rule_problems(key: str, value: Any) -> list[Problem]:
 
 
 def _without_tags(problems: list[Problem]) -> list[Problem]:
-    """Drop the union-member tags (``type=function``) pydantic puts in error locations."""
+    """Drop the union members (``~function``) pydantic puts in error locations."""
     from backends.sdk_params import TAG_PREFIX
 
     cleaned: dict[str, str] = {}
@@ -156,11 +153,14 @@ class RequestConfig:
         return chat_params()
 
     def keys(self) -> frozenset[str]:
-        """Every key this API's create method accepts as a setting."""
+        """Every key this API's create method accepts as a setting (chat's too, on Responses)."""
         keys = self._sdk.keys() | frozenset(REQUEST_OPTIONS)
         if self.api == "responses":
-            keys |= RESPONSES_FROM_CHAT
+            keys |= self._chat.keys()
         return frozenset(keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
 
     def _validator(self, key: str) -> TypeAdapter[Any]:
         if key in REQUEST_OPTIONS:
@@ -169,7 +169,7 @@ class RequestConfig:
             return self._sdk.adapter(key)  # type: ignore[no-any-return]
         if key in _EITHER_SHAPE:
             return _either_adapter(key)
-        if key in self._sdk.keys():  # noqa: SIM118 - not a dict
+        if key in self._sdk.keys():  # noqa: SIM118 - a method, not a dict's
             return self._sdk.adapter(key)  # type: ignore[no-any-return]
         return self._chat.adapter(key)  # type: ignore[no-any-return]
 
@@ -177,13 +177,7 @@ class RequestConfig:
         """Why ``key`` is not accepted, and what to do instead."""
         if key in _NOT_SETTINGS:
             return f"{key!r} is not a request setting: {_NOT_SETTINGS[key]}"
-        other = config_model_for("chat_completions" if self.api == "responses" else "responses")
-        if isinstance(key, str) and key in other.keys():  # noqa: SIM118 - not a dict
-            if self.api == "responses":
-                return (
-                    f"{key!r} is a chat completions parameter that the Responses API does not "
-                    'take: remove it, or set api = "chat_completions" for this model'
-                )
+        if self.api != "responses" and key in config_model_for("responses"):
             return (
                 f"{key!r} is a Responses API parameter, not a chat completions one: set "
                 'api = "responses" for this model, or remove it'
@@ -195,7 +189,9 @@ class RequestConfig:
         )
 
     def _method(self) -> str:
-        return "responses.create" if self.api == "responses" else "chat.completions.create"
+        if self.api == "responses":
+            return "responses.create and (translated) chat.completions.create"
+        return "chat.completions.create"
 
     def check(self, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
         """Validate ``config``: the clean settings, or None and every problem."""
@@ -216,14 +212,6 @@ class RequestConfig:
                 problems += _without_tags(validation_problems(exc, prefix=f"config.{key}."))
                 continue
             problems += _rule_problems(key, clean[key])
-            if key == "n" and self.api == "responses" and clean[key] not in (None, 1):
-                problems.append(
-                    (
-                        "config.n",
-                        'the Responses API returns one reply per request: n > 1 needs api = "'
-                        'chat_completions"',
-                    )
-                )
         return (None, problems) if problems else (clean, [])
 
 
@@ -259,8 +247,15 @@ def _either_adapter(key: str) -> TypeAdapter[Any]:
     """The Responses shape or the chat shape (which the translation converts)."""
     from backends.sdk_params import chat_params, responses_params
 
-    either: Any = Union[responses_params().type_of(key), chat_params().type_of(key)]  # noqa: UP007
-    return TypeAdapter(either)
+    return TypeAdapter(_either(responses_params().type_of(key), chat_params().type_of(key)))
+
+
+def _either(first: Any, second: Any) -> Any:
+    """A type accepting either; two list types become a list of either's items (tools mixed)."""
+    if typing.get_origin(first) is list and typing.get_origin(second) is list:
+        (item,), (other,) = typing.get_args(first), typing.get_args(second)
+        return list[Union[item, other]]  # type: ignore[valid-type]  # noqa: UP007
+    return Union[first, second]  # noqa: UP007 - built at run time
 
 
 def config_model_for(api: str | None = None) -> RequestConfig:

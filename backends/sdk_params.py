@@ -54,8 +54,9 @@ __all__ = [
     "responses_params",
 ]
 
-#: Error locations of a discriminated union start their member with this (dropped in messages).
-TAG_PREFIX = "type="
+#: Union members in error locations (TypedDict names, ``type`` tags) start with this; messages
+#: drop those parts of a path (``config.tools.0.~function.function.name``).
+TAG_PREFIX = "~"
 _NUMBER = {
     "int": Annotated[int, BeforeValidator(not_a_bool)],
     "float": Annotated[float, BeforeValidator(not_a_bool)],
@@ -245,6 +246,8 @@ class SdkParams:
             return _union([self._eval(module, node.left), self._eval(module, node.right)])
         if isinstance(node, ast.Subscript):
             return self._subscript(module, node)
+        if isinstance(node, ast.Call) and _is_name(node.func, "TypedDict"):
+            return self._functional_typed_dict(module, node)
         return Any
 
     def _import_of(self, module: str, name: str) -> str | None:
@@ -308,31 +311,60 @@ class SdkParams:
         self._built[key] = built
         return built
 
+    def _functional_typed_dict(self, module: str, node: ast.Call) -> Any:
+        """``TypedDict("Name", {"async": bool}, total=False)`` (keys that are not identifiers)."""
+        if len(node.args) != 2:
+            return Any
+        name, table = node.args
+        if not (isinstance(name, ast.Constant) and isinstance(table, ast.Dict)):
+            return Any
+        fields = [
+            (key.value, value)
+            for key, value in zip(table.keys, table.values, strict=True)
+            if isinstance(key, ast.Constant) and isinstance(key.value, str)
+        ]
+        return self._build(module, str(name.value), fields, _total(node.keywords), [])
+
     def _typed_dict(self, module: str, node: ast.ClassDef) -> Any:
         """A TypedDict like the SDK's ``node`` (unknown keys forbidden), or Any if it is not one."""
-        fields: dict[str, Any] = {}
-        total = True
-        for keyword in node.keywords:
-            if keyword.arg == "total" and isinstance(keyword.value, ast.Constant):
-                total = bool(keyword.value.value)
-        typed_dict = False
-        for base in node.bases:
-            base_name = base.id if isinstance(base, ast.Name) else ""
-            if base_name == "TypedDict":
-                typed_dict = True
-                continue
-            inherited = self._eval(module, base)
-            if _is_typed_dict(inherited):
-                typed_dict = True
-                fields.update(_marked_fields(inherited))
-        if not typed_dict:
-            return Any
-        for field, annotation in _class_fields(node):
+        bases = [base for base in node.bases if not _is_name(base, "TypedDict")]
+        inherited = [self._eval(module, base) for base in bases]
+        if not node.bases or not all(_is_typed_dict(base) for base in inherited):
+            return Any  # not a TypedDict (nor a subclass of one)
+        fields = list(_class_fields(node))
+        return self._build(module, node.name, fields, _total(node.keywords), inherited)
+
+    def _build(
+        self,
+        module: str,
+        name: str,
+        fields: list[tuple[str, ast.expr]],
+        total: bool,
+        bases: list[Any],
+    ) -> Any:
+        """A TypedDict of ``bases``' fields and ``fields`` that forbids unknown keys."""
+        built: dict[str, Any] = {}
+        for base in bases:
+            built.update(_marked_fields(base))
+        for field, annotation in fields:
             value = self._eval(module, annotation)
             if not isinstance(value, _Marker):
                 value = _Marker(total, value)
-            fields[field] = Required[value.inner] if value.required else NotRequired[value.inner]
-        return with_config(_FORBID)(TypedDict(node.name, fields))  # type: ignore[operator]
+            built[field] = Required[value.inner] if value.required else NotRequired[value.inner]
+        tagged = TAG_PREFIX + name  # how pydantic names it in a union's error locations
+        return with_config(_FORBID)(TypedDict(tagged, built))  # type: ignore[operator]
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _total(keywords: list[ast.keyword]) -> bool:
+    """The ``total=`` of a TypedDict (True unless it says False)."""
+    for keyword in keywords:
+        if keyword.arg == "total" and isinstance(keyword.value, ast.Constant):
+            return bool(keyword.value.value)
+    return True
 
 
 def _class_fields(node: ast.ClassDef | None) -> Iterator[tuple[str, ast.expr]]:

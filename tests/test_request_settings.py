@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from backends import sdk_params
 from backends.base import BackendSettings, BuildContext
-from backends.configs import REQUEST_OPTIONS, RESPONSES_FROM_CHAT, config_model_for
+from backends.configs import REQUEST_OPTIONS, config_model_for
 from backends.fake import FakeModel
 from backends.sdk_params import CHAT_PARAMS, ParamSet, SdkParams
 from registry import ConfigError, ModelRegistry, hookimpl
@@ -64,13 +64,14 @@ def test_chat_keys_are_the_sdk_create_parameters() -> None:
     assert config_model_for("chat_completions") is config_model_for(None)
 
 
-def test_responses_keys_are_the_sdk_create_parameters_plus_translated_chat_keys() -> None:
+def test_responses_keys_are_the_sdk_create_parameters_and_the_chat_ones() -> None:
+    """Responses parameters go as they are; chat ones are the translation's to map or refuse."""
     expected = sdk_keys(
         responses_types.ResponseCreateParamsNonStreaming,
         responses_types.ResponseCreateParamsStreaming,
     ) - {"input", "model"}
     assert config_model_for("responses").keys() == (
-        expected | set(REQUEST_OPTIONS) | RESPONSES_FROM_CHAT
+        expected | config_model_for(None).keys() | set(REQUEST_OPTIONS)
     )
 
 
@@ -211,27 +212,26 @@ def test_responses_only_keys_are_refused_for_chat_and_accepted_for_responses(
     assert errors({key: value}, "responses") == {}
 
 
-@pytest.mark.parametrize("key, value", [("stop", "END"), ("logit_bias", {"1": 1}), ("seed", 1)])
-def test_chat_only_keys_are_refused_for_responses(key: str, value: Any) -> None:
-    message = errors({key: value}, "responses")[f"config.{key}"]
-    assert "the Responses API does not take" in message
-    assert errors({key: value}) == {}
+def test_chat_keys_on_responses_are_typed_as_chat_types_them() -> None:
+    """Refusing the ones the Responses API lacks (stop, n > 1...) is the translation's rule."""
+    assert errors({"stop": "END", "seed": 1, "n": 1}, "responses") == {}
+    assert "config.stop" in errors({"stop": 5}, "responses")
+    assert "config.response_format" in errors({"response_format": {"type": "x"}}, "responses")
 
 
-def test_responses_takes_the_translated_chat_keys_and_either_tool_shape() -> None:
+def test_responses_takes_either_shape_of_tools_tool_choice_and_stream_options() -> None:
     chat_tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
     flat_tool = {"type": "function", "name": "f", "parameters": {}, "strict": True}
     config = {
         "max_tokens": 5,
-        "max_completion_tokens": 5,
         "reasoning_effort": "low",
-        "response_format": {"type": "json_object"},
         "tools": [chat_tool, flat_tool, {"type": "web_search"}],
         "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "stream_options": {"include_usage": True},
     }
     assert errors(config, "responses") == {}
-    assert "one reply per request" in errors({"n": 2}, "responses")["config.n"]
-    assert errors({"n": 1}, "responses") == {}
+    assert errors({"stream_options": {"include_obfuscation": False}}, "responses") == {}
+    assert "config.stream_options.x" in errors({"stream_options": {"x": 1}}, "responses")
 
 
 @pytest.mark.parametrize("key", ["messages", "model", "input", "timeout"])
@@ -387,7 +387,10 @@ from typing_extensions import Literal, Required, TypedDict, TypeAlias
 from ..shared import Shape
 
 
-class Knob(TypedDict, total=False):
+_Reserved = TypedDict("_Reserved", {"async": bool}, total=False)
+
+
+class Knob(_Reserved, total=False):
     level: Required[int]
     label: str
 
@@ -441,6 +444,7 @@ def test_an_sdk_upgrade_needs_no_edit(fake_sdk: SdkParams) -> None:
     assert fake_sdk.adapter("frobnicate").validate_python("1.5") == 1.5
     assert fake_sdk.adapter("stream").validate_python("false") is False
     assert fake_sdk.adapter("knob").validate_python({"level": 2}) == {"level": 2}
+    assert fake_sdk.adapter("knob").validate_python({"level": 2, "async": "true"})["async"] is True
     assert fake_sdk.adapter("shape").validate_python("round") == "round"
     with pytest.raises(ValueError, match="level"):
         fake_sdk.adapter("knob").validate_python({"label": "x"})  # required key missing
