@@ -29,6 +29,7 @@ from registry.cli import main
 from registry.settings import load_settings
 from registry.testing import use_plugins
 from tests.azure_server import AzureServer
+from tests.helpers import readme_block
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -499,3 +500,24 @@ def test_camel_openai_model_create(model_type: str, write_settings: Callable[[st
     model = ModelRegistry.from_settings().create("m")
     assert model.model_type == model_type
     assert model.model_config_dict == {"temperature": 0.8, "n": 3}
+
+
+# -- the README's context-check example, as written -----------------------------------------
+
+
+def test_readme_context_check_falls_back(
+    server: AzureServer,
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (isolated / "settings.toml").write_text(readme_block("**The context check**", "toml"))
+    monkeypatch.setenv("AZURE_OPENAI_BASE_URL", server.base_url)  # the endpoint, key, version
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("AZURE_API_VERSION", "2024-10-21")
+    namespace: dict[str, Any] = {}
+    exec(readme_block("**The context check**", "python"), namespace)
+    prompt, rest = capsys.readouterr().out.split(" + ")
+    assert int(prompt) > 14385 and rest.strip() == "2000 > 16385: falling back"
+    assert [request.deployment for request in server.requests] == ["gpt-41"]
+    assert namespace["reply"].choices[0].message.content.startswith("Hello from the loopback")
