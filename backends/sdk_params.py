@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal, NotRequired, Required, Union
 from pydantic import BeforeValidator, ConfigDict, Discriminator, Tag, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from registry.errors import ConfigError
 from registry.validation import not_a_bool
 
 __all__ = [
@@ -124,7 +125,10 @@ def _package_dir() -> Path:
     """The installed ``openai`` package's directory (found without importing it)."""
     spec = importlib.util.find_spec("openai")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the openai package is not installed")
+        raise ConfigError(
+            "the openai package is not installed: request settings are checked against its "
+            "parameters (pip install 'openai>=3.50,<4')"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -199,8 +203,12 @@ class SdkParams:
         with self._lock:
             if self._fields is None:
                 module = self._module(self.params.module)
-                if module is None:
-                    raise ModuleNotFoundError(f"{self.params.module} is not in the installed SDK")
+                if module is None or self.params.classes[0] not in module.classes:
+                    raise ConfigError(
+                        f"cannot read the request parameters of the installed openai SDK: "
+                        f"{self.params.module} has no {self.params.classes[0]}. modelreg "
+                        "needs openai>=3.50,<4 (pip install 'openai>=3.50,<4')."
+                    )
                 fields: dict[str, list[tuple[str, ast.expr]]] = {}
                 for class_name in self.params.classes:
                     node = module.classes.get(class_name)

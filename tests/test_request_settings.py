@@ -455,3 +455,12 @@ def test_an_sdk_upgrade_needs_no_edit(fake_sdk: SdkParams) -> None:
     # a recursive type: its inner levels are left to the server
     deep = {"inner": {"inner": {"whatever": 1}}}
     assert fake_sdk.adapter("looped").validate_python(deep) == deep
+
+
+def test_an_sdk_without_the_parameter_types_is_a_clear_error(fake_sdk: SdkParams) -> None:
+    renamed = ParamSet("openai.types.chat.create_params", ("Gone",), frozenset())
+    with pytest.raises(ConfigError, match=r"create_params has no Gone\. modelreg needs openai"):
+        SdkParams(renamed).keys()
+    missing = ParamSet("openai.types.chat.no_such_module", ("X",), frozenset())
+    with pytest.raises(ConfigError, match="cannot read the request parameters"):
+        SdkParams(missing).keys()
