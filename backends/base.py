@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
 
-from backends.configs import ChatGPTConfig, check_model_config
+from backends.configs import ConfigSchema, PydanticConfig, check_model_config, config_model_for
 from backends.results import checked_result
 from registry.building import BuildContext, HttpClientSource, current_loop
 from registry.errors import BackendError, ConfigError
 from registry.masking import Redacted, redact
 from registry.overrides import ClientOverride, active_override, chosen_client
+from registry.validation import Problem, describe_problems
 from registry.wire import credential_secret
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class BaseModelBackend(ABC):
     """
 
     settings_model: ClassVar[type[BaseModel]] = BackendSettings
-    config_model: ClassVar[type[BaseModel]] = ChatGPTConfig
+    #: A backend's own pydantic schema of its request settings; None: the openai SDK's create
+    #: parameters for the model's API (:func:`config_schema`).
+    config_model: ClassVar[type[BaseModel] | None] = None
     env_fallbacks: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Groups of fields (credentials) of which only one may come from conventional variables.
     exclusive_fallbacks: ClassVar[tuple[tuple[str, ...], ...]] = ()
@@ -76,6 +79,11 @@ class BaseModelBackend(ABC):
     _routed: Any = None
     _client_limits: tuple[float, int] = (180.0, 3)
     _model_config: Redacted = Redacted()
+    #: Count the prompt before each request and refuse one that cannot fit the context window
+    #: (``check_context = true`` in settings; see :mod:`backends.request_rules`).
+    check_context: bool = False
+    #: Where each setting came from (set by the registry), for error messages.
+    sources: Mapping[str, str] = {}
 
     def __init__(
         self,
@@ -138,20 +146,62 @@ class BaseModelBackend(ABC):
         """Look capabilities up in the plugins' layers (the registry's), not the table alone."""
         self._capability_layers = layers
 
+    @classmethod
+    def lookup_capabilities(
+        cls,
+        base_model: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        layers: Callable[[], Sequence[Any]] | None = None,
+        context: str = "model",
+    ) -> ModelCapabilities:
+        """Capabilities of ``base_model``: the table < the plugins' ``layers`` < ``overrides``.
+
+        What :attr:`capabilities` uses, and what the registry asks (through the backend class,
+        never importing a backend module) for a model it has not built (its token counter).
+        """
+        from backends.capabilities import capabilities_for, registry_from_layers
+
+        registry = registry_from_layers(layers()) if layers is not None else None
+        return capabilities_for(base_model, overrides, registry=registry, context=context)
+
     @property
     def capabilities(self) -> ModelCapabilities:
         """What the base model (``base_model``, else ``model_type``) can do; looked up once."""
         if self._capabilities is None:
-            from backends.capabilities import capabilities_for, registry_from_layers
-
-            layers = self._capability_layers
-            self._capabilities = capabilities_for(
+            self._capabilities = self.lookup_capabilities(
                 self.base_model or self.model_type,
                 self._capability_overrides,
-                registry=registry_from_layers(layers()) if layers is not None else None,
+                layers=self._capability_layers,
                 context=f"model {self.name!r}",
             )
         return self._capabilities
+
+    def request_problems(self, request: Mapping[str, Any]) -> list[Problem]:
+        """Request settings the base model refuses (``modelreg check`` and each call ask)."""
+        return self.capabilities.config_problems(request)
+
+    def prepared_request(self, messages: Messages, request: dict[str, Any]) -> dict[str, Any]:
+        """``request`` as the base model takes it, checked before anything is sent.
+
+        Raises:
+            ConfigError: a setting the model refuses (the message ``check`` gives).
+            ContextWindowExceededError: with ``check_context``, the request cannot fit.
+        """
+        from backends.request_rules import adapted, context_overflow
+
+        problems = self.request_problems(request)
+        if problems:
+            raise ConfigError(describe_problems(self.name, problems, self.sources))
+        capabilities = self.capabilities
+        request = adapted(capabilities, request)
+        if self.check_context:
+            error = context_overflow(
+                capabilities, self.token_counter, messages, request, model=self.name
+            )
+            if error is not None:
+                raise error
+        return request
 
     @property
     def token_limit(self) -> int:
@@ -162,10 +212,26 @@ class BaseModelBackend(ABC):
         """
         return self.capabilities.context_window
 
+    @classmethod
+    def config_schema(cls, api: str | None = None) -> ConfigSchema:
+        """What validates this backend's request settings for ``api`` (resolution calls it).
+
+        ``config_model`` when the class sets one; else every parameter of the installed SDK's
+        create method for the API (``chat_completions`` by default, or ``responses``).
+        """
+        if cls.config_model is not None:
+            return PydanticConfig(cls.config_model)
+        return config_model_for(api)
+
     def check_model_config(self) -> None:
-        """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError."""
+        """Reject unknown or ill-typed keys in ``model_config_dict`` with a ConfigError.
+
+        Validated for the model's ``api`` attribute (chat completions when it has none).
+        """
         check_model_config(
-            self.model_config_dict, context=f"model {self.name!r}", model=type(self).config_model
+            self.model_config_dict,
+            context=f"model {self.name!r}",
+            schema=type(self).config_schema(getattr(self, "api", None)),
         )
 
     @property
@@ -251,11 +317,13 @@ class BaseModelBackend(ABC):
 
     def _call_config(self, config: Mapping[str, Any], method: str) -> Redacted:
         """The call's settings validated (ConfigError naming the key), laid over the model's."""
-        check_model_config(
-            config, context=f"model {self.name!r}, {method}()", model=type(self).config_model
+        clean = check_model_config(
+            config,
+            context=f"model {self.name!r}, {method}()",
+            schema=type(self).config_schema(getattr(self, "api", None)),
         )
         merged = dict(self.model_config_dict)
-        for key, value in config.items():
+        for key, value in clean.items():
             current = merged.get(key)
             if key.startswith("extra_") and isinstance(current, Mapping) and value is not None:
                 merged[key] = {**current, **value}

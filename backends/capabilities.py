@@ -35,19 +35,10 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    field_validator,
-)
-
 from backends.image_tokens import DEFAULT_IMAGE_RULE, ImageTokenRule
 from backends.model_names import normalise_model_name
-from registry.errors import ConfigError, PluginError, did_you_mean
-from registry.validation import not_a_bool, validate
+from registry.capability_fields import CAPABILITY_KEYS, capability_problems, clean_capabilities
+from registry.errors import ConfigError, PluginError
 
 __all__ = [
     "BUILTIN_ORIGIN",
@@ -72,60 +63,6 @@ _SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|latest)$")
 
 def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
-
-
-class _ImageRuleValues(BaseModel):
-    """Fields of an ``image_tokens`` table; unset fields keep the inherited rule's."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    kind: Literal["tile", "patch"] | None = None
-    base_tokens: NonNegativeInt | None = None
-    tile_tokens: NonNegativeInt | None = None
-    multiplier: PositiveFloat | None = None
-    max_patches: PositiveInt | None = None
-    exact: bool | None = None
-    note: str | None = None
-
-    _numbers = field_validator(
-        "base_tokens", "tile_tokens", "multiplier", "max_patches", mode="before"
-    )(not_a_bool)
-
-
-class _CapabilityValues(BaseModel):
-    """What settings may override: every capability, each optional."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    context_window: PositiveInt | None = None
-    max_input_tokens: PositiveInt | None = None
-    max_output_tokens: PositiveInt | None = None
-    vision: bool | None = None
-    tools: bool | None = None
-    structured_outputs: bool | None = None
-    responses_api: bool | None = None
-    reasoning: bool | None = None
-    system_messages: bool | None = None
-    rejected_params: list[str] | None = None
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
-    image_tokens: _ImageRuleValues | None = None
-
-    _numbers = field_validator(
-        "context_window", "max_input_tokens", "max_output_tokens", mode="before"
-    )(not_a_bool)
-
-
-class _EntryValues(_CapabilityValues):
-    """A table or plugin entry: the capabilities plus where they come from."""
-
-    extends: str | None = None
-    source: list[str] | None = None
-    notes: dict[str, str] | None = None
-
-
-#: The keys ``[models.NAME.capabilities]`` accepts.
-CAPABILITY_KEYS: tuple[str, ...] = tuple(_CapabilityValues.model_fields)
-_IMAGE_KEYS = tuple(_ImageRuleValues.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +111,33 @@ class ModelCapabilities:
         return min(self.context_window, self.max_input_tokens or self.context_window)
 
     def config_problems(self, config: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """``(field, message)`` for each key of ``config`` the model rejects (values not shown)."""
+        """``(field, message)`` for each request setting the model refuses (values not shown).
+
+        The keys it rejects (reasoning models: temperature, top_p...); and, where ``max_tokens``
+        is sent as ``max_completion_tokens``, both of them at once.
+        """
         kind = "a reasoning model" if self.reasoning else "this model"
         label = self.family or self.model
-        return [
+        problems = [
             (
                 f"config.{key}",
                 f"{label} ({kind}) does not accept {key!r}; remove it from the config",
             )
             for key in sorted(set(config) & self.rejected_params)
         ]
+        if (
+            self.max_tokens_param == "max_completion_tokens"
+            and config.get("max_tokens") is not None
+            and config.get("max_completion_tokens") is not None
+        ):
+            problems.append(
+                (
+                    "config.max_tokens",
+                    f"{label} takes max_completion_tokens, and max_tokens is sent as that: set "
+                    "only one of them",
+                )
+            )
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``modelreg show --json``)."""
@@ -196,37 +150,12 @@ class ModelCapabilities:
         return data
 
 
-def _problems(data: Any, model: type[_CapabilityValues], prefix: str) -> list[str]:
+def _problems(data: Any, *, entry: bool, prefix: str) -> list[str]:
     """Unknown keys (with a did-you-mean) and ill-typed values; never echoes a value."""
-    if not isinstance(data, Mapping):
-        return [f"{prefix.rstrip('.')}: expected a table of capabilities"]
-    allowed = tuple(model.model_fields)
-    messages = [
-        f"{prefix}{key}: unknown capability {key!r}.{did_you_mean(str(key), allowed)} "
-        f"Known: {', '.join(allowed)}."
-        for key in data
-        if key not in allowed
+    return [
+        f"{path}: {message}"
+        for path, message in capability_problems(data, entry=entry, prefix=prefix)
     ]
-    image = data.get("image_tokens")
-    if isinstance(image, Mapping):
-        messages += [
-            f"{prefix}image_tokens.{key}: unknown image rule field {key!r}."
-            f"{did_you_mean(str(key), _IMAGE_KEYS)} Known: {', '.join(_IMAGE_KEYS)}."
-            for key in image
-            if key not in _IMAGE_KEYS
-        ]
-    if messages:
-        return messages
-    _, problems = validate(model, data, prefix=prefix)
-    return [f"{where}: {message}" for where, message in problems]
-
-
-def _clean(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain, validated copy of an entry (strings from variables coerced; None means unset)."""
-    clean: dict[str, Any] = _EntryValues.model_validate(dict(data)).model_dump(
-        exclude_unset=True, exclude_none=True
-    )
-    return clean
 
 
 def check_capability_overrides(
@@ -238,10 +167,10 @@ def check_capability_overrides(
         overrides: the settings table (None is an empty one).
         context: whose overrides these are, for messages (``"model 'chat'"``).
     """
-    problems = _problems(overrides or {}, _CapabilityValues, "capabilities.")
+    problems = _problems(overrides or {}, entry=False, prefix="capabilities.")
     if problems:
         raise ConfigError(f"{context}: " + "; ".join(problems))
-    return _clean(overrides or {})
+    return clean_capabilities(overrides or {})
 
 
 def _merge(
@@ -276,13 +205,13 @@ class CapabilityRegistry:
 
     def set_unknown_defaults(self, data: Mapping[str, Any]) -> None:
         """The values a model not in any table gets (the built-in file's ``unknown``)."""
-        problems = _problems(data, _EntryValues, "unknown.")
+        problems = _problems(data, entry=True, prefix="unknown.")
         if not problems and "context_window" not in data:
             problems = ["unknown: no context_window"]
         if problems:
             raise ConfigError("capability defaults: " + "; ".join(problems))
         with self._lock:
-            self._unknown = _clean(data)
+            self._unknown = clean_capabilities(data)
             self._cache.clear()
 
     def register(
@@ -297,14 +226,14 @@ class CapabilityRegistry:
         family = normalise_model_name(name) if isinstance(name, str) else ""
         if not family:
             raise PluginError(f"{origin}: capabilities registered under an empty model name")
-        problems = _problems(data, _EntryValues, f"capabilities[{family!r}].")
+        problems = _problems(data, entry=True, prefix=f"capabilities[{family!r}].")
         if problems:
             raise PluginError(f"{origin}: " + "; ".join(problems))
         with self._lock:
             self._cache.clear()
             if not builtin:
                 self._claim(family, origin)
-            self._layers.setdefault(family, []).append((origin, _clean(data)))
+            self._layers.setdefault(family, []).append((origin, clean_capabilities(data)))
 
     def _claim(self, family: str, origin: str) -> None:
         """Record ``origin`` as the plugin giving ``family``; a second plugin voids both."""

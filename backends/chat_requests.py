@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import BaseModel, ValidationError
 
 from backends.base import BaseModelBackend, HttpClientSource, Messages
+from backends.custom_clients import chat_completions_of
 from backends.reply_checks import (
     StreamProgress,
     completion_problem,
@@ -234,8 +235,9 @@ class ChatCompletionsBackend(BaseModelBackend):
         method = getattr(completions, name, None)
         if not callable(method):
             raise BackendError(
-                f"model {self.name!r}: its client has no chat.completions.{name}(), needed for "
-                f"{'a response_format model' if name != 'create' else 'requests'}"
+                f"model {self.name!r}: its client has no chat.completions.{name}()"
+                f"{'' if name == 'create' else f' (nor beta.chat.completions.{name}())'}, "
+                f"needed for {'a response_format model' if name != 'create' else 'requests'}"
                 f"{' with streaming' if name == 'stream' else ''}. Use a client with the openai "
                 "SDK's methods, or call without response_format."
             )
@@ -284,6 +286,7 @@ class ChatCompletionsBackend(BaseModelBackend):
     ) -> tuple[Callable[[Any], Any], bool]:
         """``call(completions)`` for this request, and whether it needs a stream manager."""
         request, rf = self._prepare(response_format, tools)
+        request = self.prepared_request(messages, request)  # the base model's rules
 
         def call(completions: Any) -> Any:
             return self._call(completions, messages, dict(request), rf)
@@ -301,7 +304,7 @@ class ChatCompletionsBackend(BaseModelBackend):
             return self._attempts(call)
         from backends.stream_managers import StreamManager
 
-        self._method(self.client.chat.completions, "stream")
+        self._method(chat_completions_of(self.client), "stream")
         return StreamManager(self._attempts, call)
 
     async def _arun(
@@ -315,14 +318,14 @@ class ChatCompletionsBackend(BaseModelBackend):
             return await self._async_attempts(call)
         from backends.stream_managers import AsyncStreamManager
 
-        self._method(self.async_client.chat.completions, "stream")
+        self._method(chat_completions_of(self.async_client), "stream")
         return AsyncStreamManager(self._async_attempts, call)
 
     def _attempts(self, call: Callable[[Any], Any]) -> Any:
         """``call(completions)``, checked; once more after a 401 if credentials can renew."""
         for attempt in (0, 1):
             try:
-                completions = self.client.chat.completions
+                completions = chat_completions_of(self.client)
                 return self._checked(call(completions), completions)
             except Exception as exc:
                 if self._retry_auth(exc, attempt, is_async=False):
@@ -334,7 +337,7 @@ class ChatCompletionsBackend(BaseModelBackend):
         """Async :meth:`_attempts` (``call`` may return a coroutine)."""
         for attempt in (0, 1):
             try:
-                completions = self.async_client.chat.completions
+                completions = chat_completions_of(self.async_client)
                 result = call(completions)
                 if inspect.isawaitable(result):
                     result = await result

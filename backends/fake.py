@@ -198,6 +198,8 @@ class FakeModel(BaseModelBackend):
 
     def _result(self, messages: Messages, response_format: Any, tools: Any, stream_of: Any) -> Any:
         """A completion, or (streaming) ``stream_of(chunks)`` or a stream manager."""
+        request = dict(self.model_config_dict) | ({"tools": tools} if tools else {})
+        self.prepared_request(messages, request)  # the base model's rules, as a real backend's
         completion = self._respond(messages, response_format, tools)
         if not self.stream:
             return completion

@@ -9,7 +9,6 @@ field names, content types and short excerpts with the model's own secrets maske
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +90,8 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def connection_problem(exc: BaseException) -> str:
     """What went wrong under an ``openai.APIConnectionError``: DNS, refused, TLS, reset..."""
+    import ssl  # loaded by the SDK already; not at import (a cold start would pay ~3 ms)
+
     request = getattr(exc, "request", None)
     url = getattr(request, "url", None)
     host = f"{url.host}:{url.port}" if url is not None and url.port else getattr(url, "host", "")

@@ -12,7 +12,7 @@ its chunks' values — the token ids of the whole reply, as a non-streamed call 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
 __all__ = ["ChoiceExtras"]
@@ -26,13 +26,18 @@ class ChoiceExtras:
 
     @classmethod
     def watch(cls, stream: Any) -> ChoiceExtras:
-        """Watch the chunks of an SDK ``Stream``/``AsyncStream`` as they are read."""
+        """Watch the chunks of the raw stream under a stream-parse helper as they are read.
+
+        The SDK's ``Stream``/``AsyncStream`` reads them from ``_iterator``; the stand-in for a
+        custom client's chunks (:mod:`backends.custom_clients`) from ``_chunks``.
+        """
         extras = cls()
-        iterator = stream._iterator
-        if hasattr(iterator, "__anext__"):
-            stream._iterator = extras._async(iterator)
-        else:
-            stream._iterator = extras._sync(iterator)
+        for attribute in ("_iterator", "_chunks"):
+            source = getattr(stream, attribute, None)
+            if source is not None:
+                wrapped = extras._async(source) if hasattr(source, "__aiter__") else None
+                setattr(stream, attribute, wrapped or extras._sync(source))
+                break
         return extras
 
     def see(self, chunk: Any) -> None:
@@ -53,12 +58,22 @@ class ChoiceExtras:
                 setattr(choice, name, list(values))
         return completion
 
-    def _sync(self, iterator: Iterator[Any]) -> Iterator[Any]:
-        for chunk in iterator:
-            self.see(chunk)
-            yield chunk
+    def _sync(self, chunks: Iterable[Any]) -> Iterator[Any]:
+        try:
+            for chunk in chunks:
+                self.see(chunk)
+                yield chunk
+        finally:  # closing this closes what it reads, as closing the original would
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
 
-    async def _async(self, iterator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for chunk in iterator:
-            self.see(chunk)
-            yield chunk
+    async def _async(self, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
+        try:
+            async for chunk in chunks:
+                self.see(chunk)
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if callable(close):
+                await close()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from registry.errors import (
     BackendError,
     ConfigError,
+    ContextWindowExceededError,
     IncompleteStreamError,
     MissingCredentialsError,
     NoDeploymentAvailableError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ContextWindowExceededError",
     "Explanation",
     "IncompleteStreamError",
     "MissingCredentialsError",

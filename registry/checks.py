@@ -21,7 +21,9 @@ from registry.options import unknown_variable_message
 from registry.resolve import canonical_name
 from registry.secret_settings import plain_secret_fields
 from registry.settings import Settings, choose_env, orphan_environment_message
+from registry.spec import ModelSpec
 from registry.spec_validation import FALLBACK_FIELDS
+from registry.validation import describe_problems
 
 __all__ = ["CheckReport", "Problem", "check_settings"]
 
@@ -126,13 +128,44 @@ def _check_names(settings: Settings, env: str | None, report: CheckReport) -> li
     return sorted(names.names)
 
 
+def _check_capabilities(registry: ModelRegistry, spec: ModelSpec, report: CheckReport) -> None:
+    """The base model's rules on the config (errors), and an unknown base model (a warning).
+
+    Without building the model, so missing credentials do not hide these.
+    """
+    env = spec.env
+    try:
+        capabilities = registry.capabilities(spec.name)
+    except RegistryError as exc:
+        report.add("error", str(exc), env)
+        return
+    problems = capabilities.config_problems(spec.config)
+    if problems:  # every request would be refused with this message
+        report.add("error", describe_problems(spec.name, problems, spec.sources), env)
+    if capabilities.known or "context_window" in spec.common.capabilities:
+        return
+    if spec.common.model is None:
+        what = f"its base model is not known (deployment {capabilities.model!r} is no model"
+        fix = 'set model = "..." to its base model (gpt-4o, o3-mini...), or set'
+    else:
+        what = f"base model {capabilities.model!r} is not in the capability table"
+        fix = "check its spelling, or set"
+    report.add(
+        "warning",
+        f"model {spec.name!r}: {what}{')' if spec.common.model is None else ''}, so its "
+        f"token_limit is the declared default of {capabilities.context_window:,} tokens and no "
+        f"parameter rules apply: {fix} capabilities.context_window (a [models.NAME.capabilities] "
+        "table) for it.",
+        env,
+    )
+
+
 def _check_model(registry: ModelRegistry, name: str, report: CheckReport) -> None:
     env = registry.env
     try:
         registry.create(name)
     except MissingCredentialsError as exc:
         report.add("warning", f"{exc} (needed before the first request)", env)
-        return
     except RegistryError as exc:
         report.add("error", str(exc), env)
         return
@@ -147,6 +180,7 @@ def _check_model(registry: ModelRegistry, name: str, report: CheckReport) -> Non
     counter = registry.token_counter(name)
     if not counter.exact and spec.common.token_counter is None:
         report.add("warning", f"model {name!r}: {getattr(counter, 'note', '')}", env)
+    _check_capabilities(registry, spec, report)
     _check_secret_types(registry, spec.backend, report, env)
 
 

@@ -16,6 +16,9 @@ Hierarchy::
         │                        or a plugin's backend returned something run() may not
         │                        return), or the server's answer is not a chat completion
         ├── IncompleteStreamError   a stream ended before every choice had a finish_reason
+        ├── ContextWindowExceededError  (``check_context = true``) the prompt plus the reply's
+        │                               budget does not fit the base model's context window;
+        │                               nothing was sent; carries the numbers
         └── NoDeploymentAvailableError  every deployment of a pool is cooling down (or the
                                         call's time budget ends first); lists each one's state
 
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ContextWindowExceededError",
     "IncompleteStreamError",
     "MissingCredentialsError",
     "NoDeploymentAvailableError",
@@ -108,6 +112,56 @@ class BackendError(RegistryError):
 
 class IncompleteStreamError(BackendError):
     """A streamed reply ended before every choice had a finish_reason (e.g. a proxy cut it)."""
+
+
+class ContextWindowExceededError(BackendError):
+    """A request would not fit the base model's context window; it was not sent.
+
+    Raised before sending when the model has ``check_context = true``: the prompt's tokens (the
+    model's token counter) plus the reply's budget (``max_completion_tokens``, ``max_tokens``
+    or ``max_output_tokens`` of the request, else the model's longest reply) exceed the context
+    window, or the prompt alone exceeds the model's input limit. Catch it to fall back to a
+    model with a larger window.
+
+    Attributes:
+        model: the model's name.
+        base_model: the base model whose capabilities were used.
+        prompt_tokens: the prompt's count.
+        output_tokens: the reply's budget.
+        output_source: where the budget came from (``config max_tokens``, ``the model's
+            max_output_tokens``...).
+        context_window: prompt plus reply tokens the base model holds.
+        input_limit: the most prompt tokens it takes (lower than the window for gpt-5).
+        exact: whether the count is the tokenizer the server bills with.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        base_model: str,
+        prompt_tokens: int,
+        output_tokens: int,
+        output_source: str,
+        context_window: int,
+        input_limit: int,
+        exact: bool,
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.base_model = base_model
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = output_tokens
+        self.output_source = output_source
+        self.context_window = context_window
+        self.input_limit = input_limit
+        self.exact = exact
+
+    @property
+    def needed_tokens(self) -> int:
+        """Prompt plus reply budget: what the window would have to hold."""
+        return self.prompt_tokens + self.output_tokens
 
 
 class NoDeploymentAvailableError(BackendError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ from registry.spec_validation import explained_fields, resolve
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
+    from backends.capabilities import ModelCapabilities
     from backends.token_counting import BaseTokenCounter
 
 __all__ = ["Explanation", "ModelRegistry", "create_model"]
@@ -216,6 +218,10 @@ class ModelRegistry:
         if spec.common.capabilities:
             model.use_capabilities(spec.common.capabilities)
         model.use_capability_layers(context.capability_layers)
+        if spec.common.check_context:
+            model.check_context = True
+        if not model.sources:
+            model.sources = spec.sources
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "created model %r (backend %r, env %r) from %s; runtime objects: %s",
@@ -289,9 +295,42 @@ class ModelRegistry:
                     runtime[side], used = client, name
         return used
 
+    def capabilities(self, name: str | None = None, **overrides: Any) -> ModelCapabilities:
+        """What a model's base model can do, without building the model (no credentials).
+
+        The capability table's entry for its ``model`` (else its deployment), under the
+        plugins' entries and the model's ``[models.NAME.capabilities]``: what the built model's
+        ``capabilities`` holds.
+        """
+        spec = self.resolve(name, **overrides)
+        capabilities = self._capabilities(spec)
+        if capabilities is None:
+            raise PluginError(
+                f"model {spec.name!r}: backend {spec.backend!r} has no lookup_capabilities "
+                "(subclass backends.base.BaseModelBackend)"
+            )
+        return capabilities
+
+    def _capabilities(self, spec: ModelSpec) -> ModelCapabilities | None:
+        """Asked of the backend class, so the registry imports no backend module."""
+        lookup = getattr(self.plugins.backend(spec.backend), "lookup_capabilities", None)
+        if not callable(lookup):
+            return None
+        capabilities: ModelCapabilities = lookup(
+            _base_model(spec),
+            spec.common.capabilities or None,
+            layers=self._capability_layers,
+            context=f"model {spec.name!r}",
+        )
+        return capabilities
+
     def _token_counter_factory(self, spec: ModelSpec) -> Callable[[], BaseTokenCounter]:
-        """Look the counter up now (so ``create`` and ``check`` reject a bad name); build later."""
-        base = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
+        """Look the counter up now (so ``create`` and ``check`` reject a bad name); build later.
+
+        A factory with an ``image_rule`` parameter (the built-in ones) gets the base model's
+        rule, so images are counted as that model is billed for them.
+        """
+        base = _base_model(spec)
         name = spec.common.token_counter or "openai"
         plugins = self.plugins
         options = self._state[0].options
@@ -310,12 +349,14 @@ class ModelRegistry:
             raise PluginError(f"model {spec.name!r}, field 'token_counter': {exc}") from None
 
         def build() -> BaseTokenCounter:
+            arguments: dict[str, Any] = {}
             if name == "openai" and cache_dir is not None:
-                counter: BaseTokenCounter = factory(
-                    base, cache_dir=cache_dir[0], cache_dir_origin=cache_dir[1]
-                )
-            else:
-                counter = factory(base)
+                arguments = {"cache_dir": cache_dir[0], "cache_dir_origin": cache_dir[1]}
+            if _takes_image_rule(factory):
+                capabilities = self._capabilities(spec)
+                if capabilities is not None:
+                    arguments["image_rule"] = capabilities.image_tokens
+            counter: BaseTokenCounter = factory(base, **arguments)
             return counter
 
         return build
@@ -352,6 +393,20 @@ class ModelRegistry:
 
     def __repr__(self) -> str:
         return f"ModelRegistry(settings={self.settings.label!r}, env={self.env!r})"
+
+
+def _base_model(spec: ModelSpec) -> str:
+    """The name capabilities and token counts are looked up by: ``model``, else the deployment."""
+    base: str = spec.common.model or getattr(spec.options, "deployment", None) or spec.name
+    return base
+
+
+def _takes_image_rule(factory: Any) -> bool:
+    """Whether a token counter factory names an ``image_rule`` parameter."""
+    try:
+        return "image_rule" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C type)
+        return False
 
 
 def create_model(

@@ -125,7 +125,9 @@ def modelreg_register_token_counters(register: RegisterTokenCounter) -> None:
 
     The object is a factory called as ``factory(model)`` with the model's base model name
     (``model`` field, else the deployment) and returning a
-    :class:`backends.token_counting.BaseTokenCounter`. A model selects it with
+    :class:`backends.token_counting.BaseTokenCounter`; a factory with an ``image_rule``
+    parameter also gets the base model's :class:`backends.image_tokens.ImageTokenRule` (its
+    capabilities, plugins and settings applied). A model selects it with
     ``token_counter = "name"``. Names follow the same rules as backends'.
     """
 

@@ -84,11 +84,15 @@ def _check_client_provider(obj: Any) -> str | None:
 
 
 def _check_capabilities(obj: Any) -> str | None:
+    """Checked against the hook's contract (:mod:`registry.capability_fields`), values unseen."""
     from collections.abc import Mapping
 
-    if isinstance(obj, Mapping):
-        return None  # its keys and values are checked where the layers are merged
-    return f"capabilities must be a mapping of fields, not {type(obj).__name__}"
+    if not isinstance(obj, Mapping):
+        return f"capabilities must be a mapping of fields, not {type(obj).__name__}"
+    from registry.capability_fields import capability_problems
+
+    problems = capability_problems(obj, entry=True, prefix="")
+    return "; ".join(f"{path}: {message}" for path, message in problems) or None
 
 
 def _check_routing_strategy(obj: Any) -> str | None:

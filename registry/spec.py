@@ -41,6 +41,9 @@ class CommonFields(BaseModel):
     capabilities: dict[str, Any] = Field(
         default_factory=dict, description="overrides of the base model's capabilities"
     )
+    check_context: bool = Field(
+        False, description="count the prompt before each call; too long: nothing is sent"
+    )
     timeout: float = Field(180.0, gt=0, description="seconds per request")
     max_retries: int = Field(3, ge=0, le=100)
     token_counter: str | None = Field(None, min_length=1)

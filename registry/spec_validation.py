@@ -156,8 +156,8 @@ def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) 
         problems += found
     config: dict[str, Any] = {}
     if isinstance(common, CommonFields):
-        config, found = _config(backend_cls, common)
-        problems += found + _plugin_problems(catalog, common)
+        config, found = _config(backend_cls, common, values.get("api"))
+        problems += found + _plugin_problems(catalog, common) + _capability_problems(common)
         problems += _fallback_problems(settings, resolved, common)
     reported = {path for path, _ in problems}
     problems += [
@@ -173,8 +173,27 @@ def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) 
     return _Validated(common, options, config, pool, pool_sources, problems)
 
 
-def _config(backend_cls: Any, common: CommonFields) -> tuple[dict[str, Any], list[Problem]]:
-    """The request config validated by the backend's config model (if it has one)."""
+def _capability_problems(common: CommonFields) -> list[Problem]:
+    """``[models.NAME.capabilities]``: unknown keys and bad values, as ``capabilities.<key>``."""
+    if not common.capabilities:
+        return []
+    from registry.capability_fields import capability_problems
+
+    return capability_problems(common.capabilities)
+
+
+def _config(
+    backend_cls: Any, common: CommonFields, api: Any
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The request config, validated for the model's API by the backend's ``config_schema``.
+
+    A backend class without one may carry a pydantic ``config_model``; with neither, the config
+    is passed on unchecked.
+    """
+    schema_for = getattr(backend_cls, "config_schema", None)
+    if callable(schema_for):
+        clean, problems = schema_for(api if isinstance(api, str) else None).check(common.config)
+        return clean or {}, problems
     config_model = getattr(backend_cls, "config_model", None)
     if config_model is None:
         return dict(common.config), []

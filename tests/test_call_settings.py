@@ -93,9 +93,9 @@ def test_call_can_stream_and_change_tools(server: AzureServer) -> None:
     "config, problem",
     [
         ({"temprature": 0.5}, "config.temprature: unknown config key 'temprature'. Did you mean"),
-        ({"temperature": 5}, "config.temperature: Input should be less than or equal to 2"),
+        ({"temperature": 5}, "config.temperature: must be from 0 to 2"),
         ({"seed": "sk-secret-1"}, "config.seed: Input should be a valid integer"),
-        ({"top_p": float("nan")}, "config.top_p"),
+        ({"top_p": float("nan")}, "config.top_p: must be a finite number"),
         ({"extra_headers": {"X-Key": "sk-secret-1\n"}}, "header 'X-Key' contains a line break"),
         ({"user": ["sk-secret-1"]}, "config.user: Input should be a valid string"),
     ],
@@ -239,3 +239,44 @@ def test_engine_fields_survive_through_a_gateway_for_a_plugin_backend(server: Az
         chunks = list(fake.run(MESSAGES, stream=True))
     assert chunks[0].prompt_token_ids == PROMPT_TOKEN_IDS
     assert all(isinstance(c.choices[0].token_ids, list) for c in chunks if c.choices)
+
+
+def test_engine_fields_joined_for_a_custom_client_s_stream_parse() -> None:
+    """A client with create only (AReaL-style): the SDK's stream helper over its chunks."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from backends.fake import FakeModel
+
+    text = '{"text": "hi"}'
+    pieces = [text[:5], text[5:], ""]
+
+    def chunk(index: int, piece: str) -> Any:
+        choice = {
+            "index": 0,
+            "delta": {"role": "assistant", "content": piece} if piece else {},
+            "finish_reason": None if piece else "stop",
+            "token_ids": [ord(c) for c in piece],
+        }
+        extra = {"prompt_token_ids": PROMPT_TOKEN_IDS} if index == 0 else {}
+        return ChatCompletionChunk.model_validate(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [choice],
+                **extra,
+            }
+        )
+
+    class Completions:
+        def create(self, **request: Any) -> Any:
+            return (chunk(i, piece) for i, piece in enumerate(pieces))
+
+    client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})()})()
+    model = FakeModel("m", {"stream": True})
+    with override_clients(client=client), model.run(MESSAGES, response_format=Answer) as events:
+        final = events.get_final_completion()
+    assert final.choices[0].message.parsed == Answer(text="hi")
+    assert final.choices[0].token_ids == [ord(c) for c in text]
+    assert final.prompt_token_ids == PROMPT_TOKEN_IDS
