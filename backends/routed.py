@@ -17,7 +17,7 @@ from backends.chat_requests import ChatCompletionsBackend
 from registry.errors import BackendError
 
 if TYPE_CHECKING:
-    from backends.base import BaseModelBackend, BuildContext
+    from backends.base import BaseModelBackend, BuildContext, Messages
     from registry.spec import ModelSpec
 
 __all__ = ["RoutedCalls"]
@@ -54,6 +54,10 @@ class RoutedCalls(ChatCompletionsBackend):
 
     def check_model_config(self) -> None:
         """The owner's settings were checked with the owner's config model."""
+
+    def prepared_request(self, messages: Messages, request: dict[str, Any]) -> dict[str, Any]:
+        """The owner's request rules (its capabilities, ``check_context``, token counter)."""
+        return self.owner.prepared_request(messages, request)
 
     def _no_client(self) -> BackendError:
         return BackendError(

@@ -171,6 +171,17 @@ def test_fake_backend_is_routed_to_the_override() -> None:
     assert len(client.calls) == 1 and len(fake.calls) == 1  # type: ignore[attr-defined]
 
 
+def test_routed_calls_keep_the_model_s_request_rules(write_settings: Callable[[str], Path]) -> None:
+    write_settings(
+        '[models.f]\nbackend = "fake"\nmodel = "gpt-4o"\n'
+        'capabilities = { rejected_params = ["seed"] }\n'
+    )
+    client = RecordingClient("never")
+    with override_clients(client=client), pytest.raises(ConfigError, match="not accept 'seed'"):
+        create_model("f").run(MESSAGES, seed=1)
+    assert client.calls == []
+
+
 @pytest.mark.usefixtures("plugin")
 def test_backend_that_cannot_use_a_client_refuses_instead_of_bypassing() -> None:
     model = create_model("local")
