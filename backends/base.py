@@ -147,6 +147,15 @@ class BaseModelBackend(ABC):
             self.model_config_dict, context=f"model {self.name!r}", model=type(self).config_model
         )
 
+    @classmethod
+    def api_config_problems(cls, config: Mapping[str, Any], api: str) -> list[tuple[str, str]]:
+        """``(config.key, message)`` for settings the model's ``api`` cannot send (none here).
+
+        ``modelreg check`` and the constructor both ask, so a setting the chosen API lacks is
+        found before any request.
+        """
+        return []
+
     @property
     def token_counter(self) -> BaseTokenCounter:
         """The token counter, built on first use (OpenAI's, for the base model, by default)."""

@@ -144,9 +144,12 @@ def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) 
 def _config(backend_cls: Any, common: CommonFields) -> tuple[dict[str, Any], list[Problem]]:
     """The request config validated by the backend's config model (if it has one)."""
     config_model = getattr(backend_cls, "config_model", None)
+    for_api = getattr(backend_cls, "api_config_problems", None)
+    api_problems = for_api(common.config, common.api) if callable(for_api) else []
     if config_model is None:
-        return dict(common.config), []
+        return dict(common.config), api_problems
     validated, problems = config_problems(common.config, config_model)
+    problems += api_problems
     if validated is None:
         return {}, problems
     return {key: getattr(validated, key) for key in validated.model_fields_set}, problems
