@@ -1,0 +1,347 @@
+"""The Responses API path of the OpenAI-family backends (``api = "responses"``).
+
+``run``/``arun`` return what they return in chat mode — a ``ChatCompletion``, a ``Stream`` of
+``ChatCompletionChunk``, a ``ParsedChatCompletion``, or a stream manager whose stream is the
+SDK's ``ChatCompletionStream`` — converted from the Responses objects
+(:mod:`backends.responses_results`), so switching ``api`` changes no application code. Requests
+are translated by :mod:`backends.responses_requests`; chaining by ``previous_response_id`` is
+:mod:`backends.conversations`.
+
+Every request goes through the model's own attempt loop (:mod:`backends.chat_requests`): the
+same error translation with the model in front, 401 retry with a fresh token, per-attempt
+timeout, checks that a 200 is a response, and cut-stream detection (a stream that ends without
+``response.completed`` or ``response.incomplete`` is an
+:class:`~registry.errors.IncompleteStreamError`).
+
+The native reply stays reachable: :func:`native_response` gives the ``Response`` a completion
+was converted from (for a stream, once it has ended).
+
+``store``: modelreg sends ``store = false`` unless the model's config says otherwise. The API's
+own default keeps every prompt and reply on the server (30 days on Azure); modelreg sends the
+whole history on every call, so nothing needs keeping unless you chain conversations
+(``config.store = true`` with :func:`backends.conversations.conversation`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from backends.conversations import current_conversation, fingerprint
+from backends.responses_requests import ResponsesRequest, responses_request
+from backends.responses_results import (
+    ChunkConverter,
+    ResponsesProgress,
+    completion_data,
+    failure_message,
+    message_data,
+    response_problem,
+)
+from registry.errors import BackendError, RegistryError
+
+if TYPE_CHECKING:
+    from backends.base import Messages
+    from backends.chat_requests import ChatCompletionsBackend
+
+__all__ = ["ResponsesPath", "native_response"]
+
+logger = logging.getLogger("modelreg")
+_NATIVE = "_modelreg_response"
+_STREAMS = frozenset({"Stream", "AsyncStream"})
+_FAILURES = frozenset({"error", "response.failed"})
+
+
+def native_response(result: Any) -> Any:
+    """The Responses API ``Response`` a result of ``run``/``arun`` was converted from.
+
+    For a stream (or a stream-parse stream), once it has ended; None for anything else.
+    """
+    found = getattr(result, _NATIVE, None)
+    if found is None and hasattr(result, "_raw_stream"):  # a stream-parse ChatCompletionStream
+        found = getattr(result._raw_stream, _NATIVE, None)
+    return found
+
+
+def _responses_of(client: Any) -> Any:
+    return getattr(client, "responses", None)
+
+
+class ResponsesPath:
+    """The Responses requests of one model (``backend``), sent through its attempt loop."""
+
+    def __init__(self, backend: ChatCompletionsBackend) -> None:
+        self.backend = backend
+
+    # -- requests --------------------------------------------------------------------------
+
+    def run(
+        self,
+        messages: Messages,
+        response_format: type[BaseModel] | dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
+        *,
+        is_async: bool,
+    ) -> Any:
+        """What ``_run`` returns (``is_async``: a coroutine giving what ``_arun`` returns)."""
+        backend = self.backend
+        request, rf = backend._prepare(response_format, tools)
+        stream = bool(request.pop("stream", False))
+        chat_tools = [t for t in request.get("tools") or () if "function" in t]
+        chain = _Chain(backend, messages, bool(request.setdefault("store", False)))
+        translated = responses_request(
+            backend.model_type, chain.messages, request, rf, context=backend._context()
+        )
+        if chain.previous is not None:
+            translated.arguments["previous_response_id"] = chain.previous
+        full = functools.partial(
+            responses_request, backend.model_type, messages, request, rf, context=backend._context()
+        )
+        send = _Sender(backend, translated, full, chain, stream, is_async)
+        check = functools.partial(self._checked, send=send, rf=rf, tools=chat_tools)
+        attempts = backend._async_attempts if is_async else backend._attempts
+        run_attempts = functools.partial(attempts, resource=_responses_of, check=check)
+        if not (stream and rf is not None):
+            return run_attempts(send)
+        from backends.stream_managers import AsyncStreamManager, StreamManager
+
+        manage = functools.partial(self._manager, send=send, rf=rf, tools=chat_tools)
+        if is_async:
+            return _ready(AsyncStreamManager(run_attempts, manage))
+        return StreamManager(run_attempts, manage)
+
+    def _manager(self, responses: Any, *, send: _Sender, rf: Any, tools: list[Any]) -> Any:
+        """The SDK's chat stream manager over a converted Responses event stream."""
+        from openai import omit
+
+        if send.is_async:
+            from openai.lib.streaming.chat import AsyncChatCompletionStreamManager
+
+            async def request() -> Any:
+                return self._stream(await send(responses), send)
+
+            return AsyncChatCompletionStreamManager(
+                request(), response_format=rf, input_tools=tools or omit
+            )
+        from openai.lib.streaming.chat import ChatCompletionStreamManager
+
+        return ChatCompletionStreamManager(
+            lambda: self._stream(send(responses), send),
+            response_format=rf,
+            input_tools=tools or omit,
+        )
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def _checked(
+        self, result: Any, responses: Any, *, send: _Sender, rf: Any, tools: list[Any]
+    ) -> Any:
+        """A converted reply: completion, parsed completion or chunk stream."""
+        kind = type(result).__name__
+        if kind in _STREAMS:
+            return self._stream(result, send)
+        if kind.endswith("ChatCompletionStream"):  # stream-parse: its raw stream is converted
+            return self.backend._checked(result, responses)
+        backend = self.backend
+        problem = response_problem(result, backend._secret_values())
+        if problem is not None:
+            raise BackendError(f"[{backend._context()}] {problem}")
+        try:
+            completion = self._completion(result, send.translated, rf, tools)
+        except Exception as exc:
+            if isinstance(exc, RegistryError) or type(exc).__module__.startswith("openai"):
+                raise
+            raise BackendError(f"[{backend._context()}] {backend._unreadable(exc, None)}") from exc
+        send.chain.record(result)
+        return completion
+
+    @staticmethod
+    def _completion(response: Any, translated: ResponsesRequest, rf: Any, tools: list[Any]) -> Any:
+        from openai.types.chat import ChatCompletion
+
+        completion = ChatCompletion.model_validate(
+            completion_data(response, logprobs=translated.logprobs)
+        )
+        if rf is not None:
+            from openai import omit
+            from openai.lib._parsing import parse_chat_completion
+
+            completion = parse_chat_completion(
+                response_format=rf, input_tools=tools or omit, chat_completion=completion
+            )
+        object.__setattr__(completion, _NATIVE, response)
+        return completion
+
+    def _stream(self, stream: Any, send: _Sender) -> Any:
+        """The SDK's event stream, now yielding chat chunks (guarded like a chat stream)."""
+        converter = ChunkConverter(
+            self.backend.model_type,
+            include_usage=send.translated.include_usage,
+            logprobs=send.translated.logprobs,
+        )
+        iterator = stream._iterator
+        if hasattr(iterator, "__anext__"):
+            stream._iterator = self._achunks(stream, iterator, converter, send)
+        else:
+            stream._iterator = self._chunks(stream, iterator, converter, send)
+        return stream
+
+    def _chunks(
+        self, stream: Any, events: Iterator[Any], converter: ChunkConverter, send: _Sender
+    ) -> Iterator[Any]:
+        from openai.types.chat import ChatCompletionChunk
+
+        backend, progress = self.backend, ResponsesProgress()
+        try:
+            for event in events:
+                progress.see(event)
+                if event.type in _FAILURES:
+                    self._raise_failure(event, stream)
+                for chunk in converter.chunks(event):
+                    yield ChatCompletionChunk.model_validate(chunk)
+        except Exception as exc:
+            backend._raise_translated(exc, progress)
+        backend._check_end(progress, stream.response)
+        self._ended(stream, converter, send)
+
+    async def _achunks(
+        self, stream: Any, events: AsyncIterator[Any], converter: ChunkConverter, send: _Sender
+    ) -> AsyncIterator[Any]:
+        from openai.types.chat import ChatCompletionChunk
+
+        backend, progress = self.backend, ResponsesProgress()
+        try:
+            async for event in events:
+                progress.see(event)
+                if event.type in _FAILURES:
+                    self._raise_failure(event, stream)
+                for chunk in converter.chunks(event):
+                    yield ChatCompletionChunk.model_validate(chunk)
+        except Exception as exc:
+            backend._raise_translated(exc, progress)
+        backend._check_end(progress, stream.response)
+        self._ended(stream, converter, send)
+
+    def _raise_failure(self, event: Any, stream: Any) -> None:
+        """An ``error`` or ``response.failed`` event: the SDK's APIError, as in a chat stream."""
+        import openai
+
+        error = event if event.type == "error" else event.response.error
+        message = f"the response failed ({failure_message(error, self.backend._secret_values())})"
+        body = {"code": getattr(error, "code", None), "message": getattr(error, "message", None)}
+        raise openai.APIError(message, stream.response.request, body=body)
+
+    @staticmethod
+    def _ended(stream: Any, converter: ChunkConverter, send: _Sender) -> None:
+        if converter.response is not None:
+            object.__setattr__(stream, _NATIVE, converter.response)
+            send.chain.record(converter.response)
+
+
+def _ready(value: Any) -> Any:
+    """A coroutine returning ``value`` (``_arun`` awaits what the path gives it)."""
+
+    async def ready() -> Any:
+        return value
+
+    return ready()
+
+
+class _Chain:
+    """One call's place in the current conversation (no conversation, or store off: inert)."""
+
+    __slots__ = ("conversation", "covered", "key", "messages", "previous", "sent")
+
+    def __init__(self, backend: ChatCompletionsBackend, messages: Messages, store: bool) -> None:
+        self.conversation = current_conversation() if store else None
+        self.messages: Messages = messages
+        self.previous: str | None = None
+        self.key = (backend.pool_key, backend.model_type)
+        self.sent: list[Any] = []
+        if self.conversation is None:
+            return
+        self.sent = [fingerprint(m) for m in messages]
+        self.previous, covered = self.conversation.plan(self.key, self.sent)
+        if self.previous is not None:
+            self.messages = messages[covered:]
+            logger.debug("model %r: continuing response %s", backend.name, self.previous)
+
+    def record(self, response: Any) -> None:
+        """The call got ``response``: the conversation continues from it."""
+        if self.conversation is not None and getattr(response, "id", None):
+            reply, _ = message_data(response)
+            self.conversation.record(self.key, self.sent, fingerprint(reply), response.id)
+
+    def restart(self) -> None:
+        """The previous response is gone (expired, deleted): resend the whole history."""
+        if self.conversation is not None:
+            self.conversation.forget(self.key)
+        self.previous = None
+
+
+def _is_lost_previous(exc: BaseException) -> bool:
+    """The server no longer has the ``previous_response_id`` (a 400 or 404 saying so)."""
+    return getattr(exc, "status_code", None) in (400, 404) and (
+        getattr(exc, "code", None) == "previous_response_not_found"
+        or getattr(exc, "param", None) == "previous_response_id"
+    )
+
+
+class _Sender:
+    """``responses.create`` with the translated arguments; resent in full if the chain broke."""
+
+    def __init__(
+        self,
+        backend: ChatCompletionsBackend,
+        translated: ResponsesRequest,
+        full: Callable[[], ResponsesRequest],
+        chain: _Chain,
+        stream: bool,
+        is_async: bool,
+    ) -> None:
+        self.backend, self.translated, self.full = backend, translated, full
+        self.chain, self.stream, self.is_async = chain, stream, is_async
+
+    def _create(self, responses: Any) -> Callable[..., Any]:
+        create = getattr(responses, "create", None)
+        if not callable(create):
+            raise BackendError(
+                f"model {self.backend.name!r}: its client has no responses.create(), needed for "
+                'api = "responses". Use a client with the openai SDK\'s methods, or set '
+                'api = "chat_completions".'
+            )
+        return create  # type: ignore[no-any-return]
+
+    def _arguments(self) -> dict[str, Any]:
+        if self.stream:
+            return {**self.translated.arguments, "stream": True}
+        return self.translated.arguments
+
+    def _restart(self) -> None:
+        logger.debug("model %r: previous response gone; sending the history", self.backend.name)
+        self.chain.restart()
+        self.translated = self.full()
+
+    def __call__(self, responses: Any) -> Any:
+        create = self._create(responses)
+        if self.is_async:
+            return self._asend(create)
+        try:
+            return create(**self._arguments())
+        except Exception as exc:
+            if self.chain.previous is None or not _is_lost_previous(exc):
+                raise
+        self._restart()
+        return create(**self._arguments())
+
+    async def _asend(self, create: Callable[..., Any]) -> Any:
+        try:
+            return await create(**self._arguments())
+        except Exception as exc:
+            if self.chain.previous is None or not _is_lost_previous(exc):
+                raise
+        self._restart()
+        return await create(**self._arguments())
