@@ -10,8 +10,7 @@ Importing this package loads no ``.env``, no plugins, no network, and neither ``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from registry.errors import (
     BackendError,
@@ -26,6 +25,7 @@ from registry.errors import (
     TokenizerUnavailableError,
     UnknownModelError,
 )
+from registry.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from registry.factory import Explanation, ModelRegistry, create_model
@@ -68,15 +68,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import public names on first use (PEP 562), keeping ``import registry`` cheap."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes("registry", globals(), _LAZY, __all__)

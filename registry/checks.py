@@ -20,6 +20,7 @@ from registry.masking import escape_control
 from registry.options import unknown_variable_message
 from registry.resolve import canonical_name
 from registry.settings import Settings, choose_env, orphan_environment_message
+from registry.spec_validation import FALLBACK_FIELDS
 
 __all__ = ["CheckReport", "Problem", "check_settings"]
 
@@ -157,6 +158,41 @@ def _check_environment(settings: Settings, env: str | None, report: CheckReport)
     for name in names:
         report.models.add(name)
         _check_model(registry, name, report)
+    _check_fallback_cycles(registry, names, report)
+
+
+def _fallback_graph(registry: ModelRegistry, names: list[str]) -> dict[str, list[str]]:
+    """Each model's fallbacks (every kind), by canonical name; models that fail are left out."""
+    aliases = registry.aliases()
+    graph: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            spec = registry.resolve(name)
+        except RegistryError:
+            continue  # reported already
+        targets = [n for f in FALLBACK_FIELDS for n in getattr(spec.common, f)]
+        graph[name] = [aliases.get(t, t) for t in targets]
+    return graph
+
+
+def _check_fallback_cycles(registry: ModelRegistry, names: list[str], report: CheckReport) -> None:
+    """A chain of fallbacks that comes back to where it started is an error (once per cycle)."""
+    graph = _fallback_graph(registry, names)
+    seen: set[frozenset[str]] = set()
+
+    def visit(path: list[str]) -> None:
+        for target in graph.get(path[-1], []):
+            if target in path:
+                cycle = path[path.index(target) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    chain = " -> ".join(repr(n) for n in [*cycle, target])
+                    report.add("error", f"fallbacks form a cycle: {chain}. Break it.", registry.env)
+            elif len(path) < len(graph):
+                visit([*path, target])
+
+    for name in sorted(graph):
+        visit([name])
 
 
 def _check_variables(settings: Settings, only_env: str | None, report: CheckReport) -> None:

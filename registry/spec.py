@@ -48,6 +48,14 @@ class CommonFields(BaseModel):
     max_retries: int = Field(3, ge=0, le=100)
     token_counter: str | None = Field(None, min_length=1)
     client_provider: str | None = Field(None, min_length=1)
+    # A pool's routing (with [[models.NAME.deployments]]) and fallbacks by model name.
+    routing: str = Field("weighted", min_length=1, description="how a pool picks a deployment")
+    cooldown_time: float = Field(5.0, gt=0, le=86400, description="seconds a deployment is out")
+    allowed_fails: int = Field(3, ge=0, le=1000, description="failures a minute before cooling")
+    fallbacks: list[str] = Field(default_factory=list)
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
+    max_fallback_depth: int = Field(2, ge=0, le=10)
 
     @field_validator("config")
     @classmethod
@@ -59,12 +67,25 @@ class CommonFields(BaseModel):
     def _known_api(cls, value: Any) -> str:
         return check_api(value)
 
-    @field_validator("timeout", "max_retries", mode="before")
+    @field_validator(
+        "timeout",
+        "max_retries",
+        "cooldown_time",
+        "allowed_fails",
+        "max_fallback_depth",
+        mode="before",
+    )
     @classmethod
     def _number(cls, value: Any) -> Any:
         return not_a_bool(value)
 
-    @field_validator("aliases", mode="before")
+    @field_validator(
+        "aliases",
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         """``MODELREG_MODELS__CHAT__ALIASES=a,b`` (as well as a JSON list)."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from registry.deployments import DeploymentSpec, entry_weight
 from registry.errors import ConfigError, PluginError, did_you_mean
-from registry.layers import origins, plain, secret_paths
+from registry.layers import model_names, origins, plain, secret_paths
 from registry.resolve import BackendCatalog, Resolved, resolve_fields, secret_fields
 from registry.settings import Settings
 from registry.sources import env_name
@@ -34,9 +34,15 @@ from registry.validation import (
     validate,
 )
 
-__all__ = ["explained_fields", "resolve", "spec_from"]
+__all__ = ["FALLBACK_FIELDS", "explained_fields", "resolve", "spec_from"]
 
-_PLUGIN_FIELDS = {"token_counter": "token_counters", "client_provider": "client_providers"}
+#: Fields that name a plugin registration: the kind, and what one is called in messages.
+_PLUGIN_FIELDS = {
+    "token_counter": ("token_counters", "token counter"),
+    "client_provider": ("client_providers", "client provider"),
+    "routing": ("routing_strategies", "routing strategy"),
+}
+FALLBACK_FIELDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 
 
 def _required_message(settings: Settings, resolved: Resolved, path: str) -> str:
@@ -50,10 +56,33 @@ def _required_message(settings: Settings, resolved: Resolved, path: str) -> str:
     )
 
 
+def _fallback_problems(
+    settings: Settings, resolved: Resolved, common: CommonFields
+) -> list[Problem]:
+    """Fallbacks must name other models (or aliases) of the same environment."""
+    names = model_names(settings, resolved.env)
+    problems: list[Problem] = []
+    for field_name in FALLBACK_FIELDS:
+        for index, name in enumerate(getattr(common, field_name)):
+            target = names.canonical(name)
+            path = f"{field_name}.{index}"
+            if target is None:
+                problems.append(
+                    (
+                        path,
+                        f"names no model (the value is not shown).{did_you_mean(name, names.all())}"
+                        f" Models: {', '.join(names.all())}.",
+                    )
+                )
+            elif target == resolved.name:
+                problems.append((path, "names the model itself: a fallback is another model"))
+    return problems
+
+
 def _plugin_problems(catalog: BackendCatalog, common: CommonFields) -> list[Problem]:
     """An unknown ``token_counter`` or ``client_provider`` name, with a did-you-mean."""
     problems: list[Problem] = []
-    for field_name, kind in _PLUGIN_FIELDS.items():
+    for field_name, (kind, what) in _PLUGIN_FIELDS.items():
         value = getattr(common, field_name)
         if value is None:
             continue
@@ -63,7 +92,6 @@ def _plugin_problems(catalog: BackendCatalog, common: CommonFields) -> list[Prob
             problems.append((field_name, str(exc)))
         except KeyError:
             known = catalog.names(kind)
-            what = kind[:-1].replace("_", " ")
             problems.append(
                 (
                     field_name,
@@ -127,6 +155,7 @@ def _validated(settings: Settings, catalog: BackendCatalog, resolved: Resolved) 
     if isinstance(common, CommonFields):
         config, found = _config(backend_cls, common)
         problems += found + _plugin_problems(catalog, common)
+        problems += _fallback_problems(settings, resolved, common)
     reported = {path for path, _ in problems}
     problems += [
         (path, "must be a finite number and nested at most 100 levels (no NaN or infinity)")

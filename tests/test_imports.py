@@ -44,7 +44,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert registry.__all__ == sorted(registry.__all__)
     for name in registry.__all__:
         assert getattr(registry, name) is not None
-    helpers = {"annotations", "importlib", "TYPE_CHECKING", "Any"}
+    helpers = {"annotations", "importlib", "TYPE_CHECKING", "Any", "lazy_attributes"}
     public = {
         name
         for name in dir(registry)

@@ -141,3 +141,58 @@ def test_malformed_pools(text: str, message: str, write_settings: Callable[[str]
     write_settings(text)
     with pytest.raises(ConfigError, match=message):
         ModelRegistry.from_settings().create("chat")
+
+
+FALLBACKS = """
+[models.a]
+backend = "fake"
+fallbacks = ["b"]
+[models.b]
+backend = "fake"
+aliases = ["bee"]
+context_window_fallbacks = ["c"]
+[models.c]
+backend = "fake"
+content_policy_fallbacks = ["a"]
+"""
+
+
+def test_fallback_cycles_are_check_errors(write_settings: Callable[[str], Path]) -> None:
+    write_settings(FALLBACKS)
+    result = modelreg("check")
+    assert result.returncode == 1
+    assert "fallbacks form a cycle: 'a' -> 'b' -> 'c' -> 'a'" in result.stdout
+    assert result.stdout.count("form a cycle") == 1
+    write_settings(FALLBACKS.replace('content_policy_fallbacks = ["a"]', ""))
+    assert "cycle" not in modelreg("check").stdout
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ('fallbacks = ["b"]', 'fallbacks = ["bb"]'),
+            "'fallbacks.0'.*names no model.*Did you mean 'b'",
+        ),
+        (('fallbacks = ["b"]', 'fallbacks = ["a"]'), "'fallbacks.0'.*names the model itself"),
+        (
+            ('fallbacks = ["b"]', 'routing = "weigthed"'),
+            "not a registered routing strategy.*'weighted'",
+        ),
+        (('fallbacks = ["b"]', "cooldown_time = 0"), "'cooldown_time'"),
+        (('fallbacks = ["b"]', "allowed_fails = true"), "'allowed_fails'"),
+        (('fallbacks = ["b"]', "max_fallback_depth = 11"), "'max_fallback_depth'"),
+    ],
+)
+def test_pool_and_fallback_fields_are_checked(
+    change: tuple[str, str], message: str, write_settings: Callable[[str], Path]
+) -> None:
+    write_settings(FALLBACKS.replace(*change, 1))
+    with pytest.raises(ConfigError, match=message):
+        ModelRegistry.from_settings().create("a")
+    assert modelreg("check").returncode == 1
+
+
+def test_a_fallback_may_be_an_alias(write_settings: Callable[[str], Path]) -> None:
+    write_settings(FALLBACKS.replace('fallbacks = ["b"]', 'fallbacks = ["bee"]'))
+    assert ModelRegistry.from_settings().resolve("a").common.fallbacks == ["bee"]

@@ -23,8 +23,9 @@ Importing this package imports none of them (names load on first use) and never 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from registry.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from registry.errors import NoDeploymentAvailableError
@@ -128,15 +129,4 @@ _MODULES = {
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    """Import public names on first use (PEP 562), keeping the package's import cheap."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'registry.routing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes("registry.routing", globals(), _LAZY, __all__)
