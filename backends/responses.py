@@ -24,7 +24,6 @@ whole history on every call, so nothing needs keeping unless you chain conversat
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -76,8 +75,6 @@ class ResponsesPath:
     def __init__(self, backend: ChatCompletionsBackend) -> None:
         self.backend = backend
 
-    # -- requests --------------------------------------------------------------------------
-
     def run(
         self,
         messages: Messages,
@@ -88,109 +85,57 @@ class ResponsesPath:
     ) -> Any:
         """What ``_run`` returns (``is_async``: a coroutine giving what ``_arun`` returns)."""
         backend = self.backend
-        request, rf = backend._prepare(response_format, tools)
-        stream = bool(request.pop("stream", False))
-        chat_tools = [t for t in request.get("tools") or () if "function" in t]
-        chain = _Chain(backend, messages, bool(request.setdefault("store", False)))
-        translated = responses_request(
-            backend.model_type, chain.messages, request, rf, context=backend._context()
-        )
-        if chain.previous is not None:
-            translated.arguments["previous_response_id"] = chain.previous
-        full = functools.partial(
-            responses_request, backend.model_type, messages, request, rf, context=backend._context()
-        )
-        send = _Sender(backend, translated, full, chain, stream, is_async)
-        check = functools.partial(self._checked, send=send, rf=rf, tools=chat_tools)
-        attempts = backend._async_attempts if is_async else backend._attempts
-        run_attempts = functools.partial(attempts, resource=_responses_of, check=check)
-        if not (stream and rf is not None):
-            return run_attempts(send)
+        call = _Call(self, messages, response_format, tools, is_async)
+        if not (call.stream and call.rf is not None):
+            if is_async:
+                return backend._async_attempts(call.send, _responses_of, call.checked)
+            return backend._attempts(call.send, _responses_of, call.checked)
         from backends.stream_managers import AsyncStreamManager, StreamManager
 
-        manage = functools.partial(self._manager, send=send, rf=rf, tools=chat_tools)
         if is_async:
-            return _ready(AsyncStreamManager(run_attempts, manage))
-        return StreamManager(run_attempts, manage)
 
-    def _manager(self, responses: Any, *, send: _Sender, rf: Any, tools: list[Any]) -> Any:
-        """The SDK's chat stream manager over a converted Responses event stream."""
-        from openai import omit
+            async def attempts(enter: Callable[[Any], Any]) -> Any:
+                return await backend._async_attempts(enter, _responses_of, call.checked)
 
-        if send.is_async:
-            from openai.lib.streaming.chat import AsyncChatCompletionStreamManager
-
-            async def request() -> Any:
-                return self._stream(await send(responses), send)
-
-            return AsyncChatCompletionStreamManager(
-                request(), response_format=rf, input_tools=tools or omit
-            )
-        from openai.lib.streaming.chat import ChatCompletionStreamManager
-
-        return ChatCompletionStreamManager(
-            lambda: self._stream(send(responses), send),
-            response_format=rf,
-            input_tools=tools or omit,
+            return _ready(AsyncStreamManager(attempts, call.manager))
+        return StreamManager(
+            lambda enter: backend._attempts(enter, _responses_of, call.checked), call.manager
         )
 
     # -- replies ---------------------------------------------------------------------------
 
-    def _checked(
-        self, result: Any, responses: Any, *, send: _Sender, rf: Any, tools: list[Any]
-    ) -> Any:
-        """A converted reply: completion, parsed completion or chunk stream."""
-        kind = type(result).__name__
-        if kind in _STREAMS:
-            return self._stream(result, send)
-        if kind.endswith("ChatCompletionStream"):  # stream-parse: its raw stream is converted
-            return self.backend._checked(result, responses)
-        backend = self.backend
-        problem = response_problem(result, backend._secret_values())
-        if problem is not None:
-            raise BackendError(f"[{backend._context()}] {problem}")
-        try:
-            completion = self._completion(result, send.translated, rf, tools)
-        except Exception as exc:
-            if isinstance(exc, RegistryError) or type(exc).__module__.startswith("openai"):
-                raise
-            raise BackendError(f"[{backend._context()}] {backend._unreadable(exc, None)}") from exc
-        send.chain.record(result)
-        return completion
-
-    @staticmethod
-    def _completion(response: Any, translated: ResponsesRequest, rf: Any, tools: list[Any]) -> Any:
+    def completion(self, response: Any, call: _Call) -> Any:
+        """``response`` as a ``ChatCompletion`` (parsed, with a pydantic response_format)."""
         from openai.types.chat import ChatCompletion
 
-        completion = ChatCompletion.model_validate(
-            completion_data(response, logprobs=translated.logprobs)
-        )
-        if rf is not None:
+        data = completion_data(response, logprobs=call.translated.logprobs)
+        completion = ChatCompletion.model_validate(data)
+        if call.rf is not None:
             from openai import omit
             from openai.lib._parsing import parse_chat_completion
 
             completion = parse_chat_completion(
-                response_format=rf, input_tools=tools or omit, chat_completion=completion
+                response_format=call.rf, input_tools=call.tools or omit, chat_completion=completion
             )
         object.__setattr__(completion, _NATIVE, response)
         return completion
 
-    def _stream(self, stream: Any, send: _Sender) -> Any:
+    def stream(self, stream: Any, call: _Call) -> Any:
         """The SDK's event stream, now yielding chat chunks (guarded like a chat stream)."""
         converter = ChunkConverter(
             self.backend.model_type,
-            include_usage=send.translated.include_usage,
-            logprobs=send.translated.logprobs,
+            include_usage=call.translated.include_usage,
+            logprobs=call.translated.logprobs,
         )
         iterator = stream._iterator
         if hasattr(iterator, "__anext__"):
-            stream._iterator = self._achunks(stream, iterator, converter, send)
+            stream._iterator = self._achunks(stream, iterator, converter, call)
         else:
-            stream._iterator = self._chunks(stream, iterator, converter, send)
+            stream._iterator = self._chunks(stream, iterator, converter, call)
         return stream
 
     def _chunks(
-        self, stream: Any, events: Iterator[Any], converter: ChunkConverter, send: _Sender
+        self, stream: Any, events: Iterator[Any], converter: ChunkConverter, call: _Call
     ) -> Iterator[Any]:
         from openai.types.chat import ChatCompletionChunk
 
@@ -198,17 +143,17 @@ class ResponsesPath:
         try:
             for event in events:
                 progress.see(event)
-                if event.type in _FAILURES:
+                if getattr(event, "type", None) in _FAILURES:
                     self._raise_failure(event, stream)
                 for chunk in converter.chunks(event):
                     yield ChatCompletionChunk.model_validate(chunk)
         except Exception as exc:
             backend._raise_translated(exc, progress)
         backend._check_end(progress, stream.response)
-        self._ended(stream, converter, send)
+        self._ended(stream, converter, call)
 
     async def _achunks(
-        self, stream: Any, events: AsyncIterator[Any], converter: ChunkConverter, send: _Sender
+        self, stream: Any, events: AsyncIterator[Any], converter: ChunkConverter, call: _Call
     ) -> AsyncIterator[Any]:
         from openai.types.chat import ChatCompletionChunk
 
@@ -216,14 +161,14 @@ class ResponsesPath:
         try:
             async for event in events:
                 progress.see(event)
-                if event.type in _FAILURES:
+                if getattr(event, "type", None) in _FAILURES:
                     self._raise_failure(event, stream)
                 for chunk in converter.chunks(event):
                     yield ChatCompletionChunk.model_validate(chunk)
         except Exception as exc:
             backend._raise_translated(exc, progress)
         backend._check_end(progress, stream.response)
-        self._ended(stream, converter, send)
+        self._ended(stream, converter, call)
 
     def _raise_failure(self, event: Any, stream: Any) -> None:
         """An ``error`` or ``response.failed`` event: the SDK's APIError, as in a chat stream."""
@@ -235,10 +180,10 @@ class ResponsesPath:
         raise openai.APIError(message, stream.response.request, body=body)
 
     @staticmethod
-    def _ended(stream: Any, converter: ChunkConverter, send: _Sender) -> None:
+    def _ended(stream: Any, converter: ChunkConverter, call: _Call) -> None:
         if converter.response is not None:
             object.__setattr__(stream, _NATIVE, converter.response)
-            send.chain.record(converter.response)
+            call.chain.record(converter.response)
 
 
 def _ready(value: Any) -> Any:
@@ -250,38 +195,6 @@ def _ready(value: Any) -> Any:
     return ready()
 
 
-class _Chain:
-    """One call's place in the current conversation (no conversation, or store off: inert)."""
-
-    __slots__ = ("conversation", "covered", "key", "messages", "previous", "sent")
-
-    def __init__(self, backend: ChatCompletionsBackend, messages: Messages, store: bool) -> None:
-        self.conversation = current_conversation() if store else None
-        self.messages: Messages = messages
-        self.previous: str | None = None
-        self.key = (backend.pool_key, backend.model_type)
-        self.sent: list[Any] = []
-        if self.conversation is None:
-            return
-        self.sent = [fingerprint(m) for m in messages]
-        self.previous, covered = self.conversation.plan(self.key, self.sent)
-        if self.previous is not None:
-            self.messages = messages[covered:]
-            logger.debug("model %r: continuing response %s", backend.name, self.previous)
-
-    def record(self, response: Any) -> None:
-        """The call got ``response``: the conversation continues from it."""
-        if self.conversation is not None and getattr(response, "id", None):
-            reply, _ = message_data(response)
-            self.conversation.record(self.key, self.sent, fingerprint(reply), response.id)
-
-    def restart(self) -> None:
-        """The previous response is gone (expired, deleted): resend the whole history."""
-        if self.conversation is not None:
-            self.conversation.forget(self.key)
-        self.previous = None
-
-
 def _is_lost_previous(exc: BaseException) -> bool:
     """The server no longer has the ``previous_response_id`` (a 400 or 404 saying so)."""
     return getattr(exc, "status_code", None) in (400, 404) and (
@@ -290,42 +203,73 @@ def _is_lost_previous(exc: BaseException) -> bool:
     )
 
 
-class _Sender:
-    """``responses.create`` with the translated arguments; resent in full if the chain broke."""
+class _Call:
+    """One ``run``/``arun``: its translated request, sending, and checking what came back."""
+
+    __slots__ = (
+        "chain",
+        "is_async",
+        "messages",
+        "path",
+        "request",
+        "rf",
+        "stream",
+        "tools",
+        "translated",
+    )
 
     def __init__(
         self,
-        backend: ChatCompletionsBackend,
-        translated: ResponsesRequest,
-        full: Callable[[], ResponsesRequest],
-        chain: _Chain,
-        stream: bool,
+        path: ResponsesPath,
+        messages: Messages,
+        response_format: type[BaseModel] | dict[str, Any] | None,
+        tools: list[dict[str, Any]] | None,
         is_async: bool,
     ) -> None:
-        self.backend, self.translated, self.full = backend, translated, full
-        self.chain, self.stream, self.is_async = chain, stream, is_async
+        backend = path.backend
+        self.path, self.messages, self.is_async = path, messages, is_async
+        self.request, rf = backend._prepare(response_format, tools)
+        self.rf: Any = rf  # a pydantic class (parse paths), or None
+        self.stream = bool(self.request.pop("stream", False))
+        configured = self.request.get("tools")
+        #: chat-shaped function tools, for parsing their arguments as chat mode does
+        self.tools = [t for t in configured if "function" in t] if configured else []
+        self.chain = _Chain(backend, messages, bool(self.request.setdefault("store", False)))
+        self.translated = self._translate(self.chain.messages)
+        if self.chain.previous is not None:
+            self.translated.arguments["previous_response_id"] = self.chain.previous
 
-    def _create(self, responses: Any) -> Callable[..., Any]:
-        create = getattr(responses, "create", None)
-        if not callable(create):
-            raise BackendError(
-                f"model {self.backend.name!r}: its client has no responses.create(), needed for "
-                'api = "responses". Use a client with the openai SDK\'s methods, or set '
-                'api = "chat_completions".'
-            )
-        return create  # type: ignore[no-any-return]
+    def _translate(self, messages: Messages) -> ResponsesRequest:
+        backend = self.path.backend
+        return responses_request(
+            backend.model_type, messages, self.request, self.rf, context=backend._context
+        )
 
     def _arguments(self) -> dict[str, Any]:
         if self.stream:
             return {**self.translated.arguments, "stream": True}
         return self.translated.arguments
 
-    def _restart(self) -> None:
-        logger.debug("model %r: previous response gone; sending the history", self.backend.name)
-        self.chain.restart()
-        self.translated = self.full()
+    def _create(self, responses: Any) -> Callable[..., Any]:
+        create = getattr(responses, "create", None)
+        if not callable(create):
+            raise BackendError(
+                f"model {self.path.backend.name!r}: its client has no responses.create(), needed "
+                'for api = "responses". Use a client with the openai SDK\'s methods, or set '
+                'api = "chat_completions".'
+            )
+        return create  # type: ignore[no-any-return]
 
-    def __call__(self, responses: Any) -> Any:
+    def _restart(self) -> None:
+        """The previous response is gone: resend the whole history, unchained."""
+        logger.debug(
+            "model %r: previous response gone; sending the history", self.path.backend.name
+        )
+        self.chain.restart()
+        self.translated = self._translate(self.messages)
+
+    def send(self, responses: Any) -> Any:
+        """``responses.create`` (a coroutine on the async client)."""
         create = self._create(responses)
         if self.is_async:
             return self._asend(create)
@@ -345,3 +289,78 @@ class _Sender:
                 raise
         self._restart()
         return await create(**self._arguments())
+
+    def checked(self, result: Any, responses: Any) -> Any:
+        """A converted reply: completion, parsed completion or chunk stream."""
+        kind = type(result).__name__
+        if kind in _STREAMS:
+            return self.path.stream(result, self)
+        backend = self.path.backend
+        if kind.endswith("ChatCompletionStream"):  # stream-parse: its raw stream is converted
+            return backend._checked(result, responses)
+        problem = response_problem(result, backend._secret_values)
+        if problem is not None:
+            raise BackendError(f"[{backend._context()}] {problem}")
+        try:
+            completion = self.path.completion(result, self)
+        except Exception as exc:
+            if isinstance(exc, RegistryError) or type(exc).__module__.startswith("openai"):
+                raise
+            raise BackendError(f"[{backend._context()}] {backend._unreadable(exc, None)}") from exc
+        self.chain.record(result)
+        return completion
+
+    def manager(self, responses: Any) -> Any:
+        """The SDK's chat stream manager over a converted Responses event stream."""
+        from openai import omit
+
+        tools = self.tools or omit
+        if self.is_async:
+            from openai.lib.streaming.chat import AsyncChatCompletionStreamManager
+
+            async def request() -> Any:
+                return self.path.stream(await self.send(responses), self)
+
+            return AsyncChatCompletionStreamManager(
+                request(), response_format=self.rf, input_tools=tools
+            )
+        from openai.lib.streaming.chat import ChatCompletionStreamManager
+
+        return ChatCompletionStreamManager(
+            lambda: self.path.stream(self.send(responses), self),
+            response_format=self.rf,
+            input_tools=tools,
+        )
+
+
+class _Chain:
+    """One call's place in the current conversation (no conversation, or store off: inert)."""
+
+    __slots__ = ("conversation", "key", "messages", "previous", "sent")
+
+    def __init__(self, backend: ChatCompletionsBackend, messages: Messages, store: bool) -> None:
+        self.conversation = current_conversation() if store else None
+        self.messages: Messages = messages
+        self.previous: str | None = None
+        self.key: tuple[str, str] = ("", "")
+        self.sent: list[Any] = []
+        if self.conversation is None:
+            return
+        self.key = (backend.pool_key, backend.model_type)
+        self.sent = [fingerprint(m) for m in messages]
+        self.previous, covered = self.conversation.plan(self.key, self.sent)
+        if self.previous is not None:
+            self.messages = messages[covered:]
+            logger.debug("model %r: continuing response %s", backend.name, self.previous)
+
+    def record(self, response: Any) -> None:
+        """The call got ``response``: the conversation continues from it."""
+        if self.conversation is not None and getattr(response, "id", None):
+            reply, _ = message_data(response)
+            self.conversation.record(self.key, self.sent, fingerprint(reply), response.id)
+
+    def restart(self) -> None:
+        """The previous response is gone (expired, deleted): forget the chain."""
+        if self.conversation is not None:
+            self.conversation.forget(self.key)
+        self.previous = None

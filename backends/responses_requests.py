@@ -23,7 +23,7 @@ without a word. Nothing here imports :mod:`openai` until a pydantic ``response_f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,7 @@ CHAT_ONLY_SETTINGS: Mapping[str, str] = {
     "functions": "use tools",
     "function_call": "use tool_choice",
 }
+_CHAT_ONLY_KEYS = frozenset(CHAT_ONLY_SETTINGS)
 _TOKEN_LIMITS = ("max_tokens", "max_completion_tokens")  # the later one wins if both are set
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
@@ -72,6 +73,8 @@ class ResponsesRequest:
 
 def responses_config_problems(config: Mapping[str, Any]) -> list[Problem]:
     """``(config.key, message)`` for each setting ``api = "responses"`` cannot send."""
+    if _CHAT_ONLY_KEYS.isdisjoint(config) and config.get("n") in (None, 1):
+        return []  # every call asks: the usual answer costs one set operation
     problems = [
         (f"config.{key}", f'is not supported with api = "responses" ({why}); {_USE_CHAT}')
         for key, why in CHAT_ONLY_SETTINGS.items()
@@ -95,18 +98,19 @@ def responses_request(
     request: Mapping[str, Any],
     response_format: type[BaseModel] | Mapping[str, Any] | None,
     *,
-    context: str,
+    context: Callable[[], str],
 ) -> ResponsesRequest:
     """Translate one chat request for ``responses.create``.
 
-    ``request`` holds its settings as ``chat.completions.create`` would get them.
+    ``request`` holds its settings as ``chat.completions.create`` would get them; ``context()``
+    says whose request it is, for error messages.
 
     Raises:
         ConfigError: a setting the Responses API does not have, or a message it cannot carry.
     """
     problems = responses_config_problems(request)
     if problems:
-        raise ConfigError(f"{context}: " + "; ".join(f"{path}: {msg}" for path, msg in problems))
+        raise ConfigError(f"{context()}: " + "; ".join(f"{path}: {m}" for path, m in problems))
     arguments: dict[str, Any] = {"model": model, "input": input_items(messages, context=context)}
     text: dict[str, Any] = {}
     translated = ResponsesRequest(arguments)
@@ -183,7 +187,9 @@ def flat_tool_choice(choice: Any) -> Any:
 # -- messages ---------------------------------------------------------------------------------
 
 
-def input_items(messages: Iterable[Any], *, context: str = "model") -> list[dict[str, Any]]:
+def input_items(
+    messages: Iterable[Any], *, context: Callable[[], str] = lambda: "model"
+) -> list[dict[str, Any]]:
     """OpenAI chat messages as Responses ``input`` items (see the module docstring)."""
     items: list[dict[str, Any]] = []
     for index, raw in enumerate(messages):
@@ -204,7 +210,7 @@ def input_items(messages: Iterable[Any], *, context: str = "model") -> list[dict
         else:
             what = "the legacy 'function' role" if role == "function" else f"role {role!r}"
             raise ConfigError(
-                f"{context}: message {index} has {what}, which the Responses API cannot carry; "
+                f"{context()}: message {index} has {what}, which the Responses API cannot carry; "
                 "use tool messages (role 'tool' with tool_call_id)."
             )
     return items

@@ -19,6 +19,7 @@ Reasoning items and built-in tool calls (web search, file search...) have no cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from backends.reply_checks import StreamProgress, excerpt
@@ -137,8 +138,21 @@ def failure_message(error: Any, secrets: list[str]) -> str:
     return f"code {code!r}: {excerpt(str(message), secrets, 300)}" if code else excerpt(message)
 
 
-def response_problem(result: Any, secrets: list[str]) -> str | None:
-    """Why ``result`` (what ``responses.create`` returned) is not a usable Response, or None."""
+def response_problem(result: Any, secrets: Callable[[], list[str]]) -> str | None:
+    """Why ``result`` (what ``responses.create`` returned) is not a usable Response, or None.
+
+    ``secrets()`` gives the values to mask in excerpts (asked only when there is a problem).
+    """
+    if (
+        type(getattr(result, "output", None)) is list
+        and getattr(result, "object", None) == "response"
+        and getattr(result, "status", None) != "failed"
+    ):
+        return None
+    return _problem(result, secrets())
+
+
+def _problem(result: Any, secrets: list[str]) -> str:
     if isinstance(result, str | bytes):
         return (
             f"the server answered 200 with a body that is not JSON ({len(result)} characters, "
@@ -146,21 +160,19 @@ def response_problem(result: Any, secrets: list[str]) -> str | None:
             "or did a proxy or login page answer instead?"
         )
     output = getattr(result, "output", None)
-    if type(output) is not list or getattr(result, "object", None) != "response":
-        names = set(getattr(result, "model_fields_set", ()) or ()) | set(
-            getattr(result, "model_extra", None) or {}
-        )
-        error = (getattr(result, "model_extra", None) or {}).get("error")
-        said = error.get("message") if isinstance(error, dict) else None
-        return (
-            "the server answered 200 with JSON that is not a Responses API response: "
-            f"{'no `output` list' if type(output) is not list else 'its object is not response'} "
-            f"(its fields: {', '.join(sorted(names)) or 'none'})"
-            + (f"; its error says {excerpt(said, secrets, 200)}" if isinstance(said, str) else "")
-        )
-    if getattr(result, "status", None) == "failed":
+    if type(output) is list and getattr(result, "object", None) == "response":
         return f"the response failed ({failure_message(result.error, secrets)})"
-    return None
+    names = set(getattr(result, "model_fields_set", ()) or ()) | set(
+        getattr(result, "model_extra", None) or {}
+    )
+    error = getattr(result, "error", None)
+    said = error.get("message") if isinstance(error, dict) else getattr(error, "message", None)
+    return (
+        "the server answered 200 with JSON that is not a Responses API response: "
+        f"{'no `output` list' if type(output) is not list else 'its object is not response'} "
+        f"(its fields: {', '.join(sorted(names)) or 'none'})"
+        + (f"; its error says {excerpt(said, secrets, 200)}" if isinstance(said, str) else "")
+    )
 
 
 class ResponsesProgress(StreamProgress):
@@ -219,7 +231,7 @@ class ChunkConverter:
 
     def chunks(self, event: Any) -> list[dict[str, Any]]:
         """The chunks ``event`` becomes (most events become none)."""
-        kind = event.type
+        kind = getattr(event, "type", None)  # an event the SDK could not type: none
         if kind == "response.output_text.delta":
             extra: dict[str, Any] = {}
             if self.logprobs:
@@ -229,7 +241,10 @@ class ChunkConverter:
             index = self.tool_index.get(event.output_index, 0)
             call = {"index": index, "function": {"arguments": event.delta}}
             return [self._chunk({"tool_calls": [call]})]
-        if kind == "response.output_item.added" and event.item.type == "function_call":
+        if (
+            kind == "response.output_item.added"
+            and getattr(event.item, "type", 0) == "function_call"
+        ):
             index = self.tool_index[event.output_index] = len(self.tool_index)
             call = {
                 "index": index,
