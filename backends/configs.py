@@ -49,6 +49,9 @@ class ChatGPTConfig(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     extra_body: dict[str, Any] | None = None
+    # Keep the reply on the server: chat's stored completions, or (api = "responses") a
+    # response that a later one can continue; modelreg sends false there unless set.
+    store: bool | None = None
 
     @field_validator(
         "temperature",
