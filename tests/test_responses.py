@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -765,3 +768,49 @@ def test_fifty_concurrent_conversations_never_mix(server: AzureServer) -> None:
     }
     expected = dict((text, first_id) for first_id, text in [*results, *out.values()])
     assert len(expected) == 100 and sent == expected
+
+
+# -- the README's examples ----------------------------------------------------------------------
+
+
+def test_readme_wire_shapes_settings(
+    server: AzureServer, write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import readme_block
+
+    block = readme_block("**Azure's three wire shapes.**", "toml")
+    write_settings(block.replace("https://contoso.openai.azure.com", server.base_url))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    expected = {
+        "chat": ("/openai/deployments/gpt-4o/chat/completions", {"api-version": "2024-10-21"}),
+        "assistant": ("/openai/responses", {"api-version": "2025-04-01-preview"}),
+        "reasoner": ("/openai/v1/responses", {}),
+    }
+    with ModelRegistry.from_settings() as registry:
+        for name, (path, query) in expected.items():
+            reply = registry.create(name).run(MESSAGES)
+            assert reply.choices[0].message.content.endswith("You said: Hello")
+            request = server.requests[-1]
+            assert (request.path, request.query, request.headers["api-key"]) == (path, query, KEY)
+
+
+def test_readme_conversation_example(
+    server: AzureServer, write_settings: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import readme_block
+
+    settings = readme_block("**Azure's three wire shapes.**", "toml")
+    write_settings(settings.replace("https://contoso.openai.azure.com", server.base_url))
+    code = readme_block("**Conversations and `store`.**", "python")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AZURE_OPENAI_API_KEY": KEY},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    bodies = [r.body for r in server.requests]
+    assert [len(b["input"]) for b in bodies] == [1, 1]
+    assert bodies[1]["input"] == [{"role": "user", "content": "And then?"}]
