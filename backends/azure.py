@@ -171,7 +171,10 @@ def _timeout_from_env() -> float:
 
 
 class AzureOpenAIModel(ChatCompletionsBackend):
-    """Azure OpenAI chat completions (parity with CAMEL's ``AzureOpenAIModel``).
+    """Azure OpenAI (parity with CAMEL's ``AzureOpenAIModel``).
+
+    Chat completions or the Responses API (``api``), on a dated API version or Azure's v1
+    surface (``api_version="v1"``): see :mod:`backends.responses` and :mod:`backends.azure_v1`.
 
     Args:
         model_type: the Azure deployment name; sent as ``azure_deployment`` and ``model``.

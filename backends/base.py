@@ -55,6 +55,8 @@ class BaseModelBackend(ABC):
     env_fallbacks: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Groups of fields (credentials) of which only one may come from conventional variables.
     exclusive_fallbacks: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: The values of the ``api`` field this backend honours; any other is a settings error.
+    apis: ClassVar[tuple[str, ...]] = ("chat_completions",)
 
     def __init__(
         self,
@@ -149,12 +151,20 @@ class BaseModelBackend(ABC):
 
     @classmethod
     def api_config_problems(cls, config: Mapping[str, Any], api: str) -> list[tuple[str, str]]:
-        """``(config.key, message)`` for settings the model's ``api`` cannot send (none here).
+        """Problems with the ``api`` field: ``(field path, message)`` pairs.
 
-        ``modelreg check`` and the constructor both ask, so a setting the chosen API lacks is
-        found before any request.
+        An ``api`` this backend does not speak, or (subclasses) settings that API cannot send.
+        ``modelreg check`` and the constructor both ask, so either is found before any request.
         """
-        return []
+        if api in cls.apis:
+            return []
+        return [
+            (
+                "api",
+                f"{cls.__name__} speaks {' and '.join(repr(a) for a in cls.apis)} only; "
+                f"remove api = {api!r} or use a backend that has it",
+            )
+        ]
 
     @property
     def token_counter(self) -> BaseTokenCounter:

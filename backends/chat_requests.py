@@ -50,7 +50,14 @@ from registry.errors import BackendError, ConfigError, IncompleteStreamError, Re
 from registry.event_loops import LoopLocal
 from registry.masking import redact
 from registry.overrides import active_override
-from registry.validation import Problem, check_api, check_max_retries, check_timeout, checked
+from registry.validation import (
+    API_CHOICES,
+    Problem,
+    check_api,
+    check_max_retries,
+    check_timeout,
+    checked,
+)
 
 if TYPE_CHECKING:
     from backends.responses import ResponsesPath
@@ -96,7 +103,9 @@ def _raised_reading_reply(exc: BaseException) -> bool:
 
 
 class ChatCompletionsBackend(BaseModelBackend):
-    """A backend that talks to ``/chat/completions`` through the openai SDK."""
+    """A backend that talks to ``/chat/completions`` (or ``/responses``) through the openai SDK."""
+
+    apis = API_CHOICES
 
     def __init__(
         self,
@@ -218,7 +227,7 @@ class ChatCompletionsBackend(BaseModelBackend):
     def api_config_problems(cls, config: Mapping[str, Any], api: str) -> list[Problem]:
         """Settings ``api = "responses"`` cannot send (``stop``, ``n`` > 1...)."""
         if api != "responses":
-            return []
+            return super().api_config_problems(config, api)
         from backends.responses_requests import responses_config_problems
 
         return responses_config_problems(config)

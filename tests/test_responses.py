@@ -814,3 +814,34 @@ def test_readme_conversation_example(
     bodies = [r.body for r in server.requests]
     assert [len(b["input"]) for b in bodies] == [1, 1]
     assert bodies[1]["input"] == [{"role": "user", "content": "And then?"}]
+
+
+def test_a_backend_that_speaks_only_chat_refuses_responses(
+    write_settings: Callable[[str], Path],
+) -> None:
+    pytest.importorskip("modelreg_example_plugin")  # a plugin backend that knows no api field
+    write_settings('[models.echo]\nbackend = "echo"\napi = "responses"\n')
+    with ModelRegistry.from_settings() as registry, pytest.raises(ConfigError) as caught:
+        registry.create("echo")
+    assert (
+        "field 'api' (settings.toml [models.echo]): EchoModel speaks 'chat_completions' only"
+        in str(caught.value)
+    )
+    # the fake backend answers alike in both modes, so a test overlay keeps working
+    write_settings(
+        """
+        [models.chat]
+        backend = "azure"
+        deployment = "dep"
+        endpoint = "https://contoso.openai.azure.com"
+        api_version = "v1"
+        api_key = "k"
+        api = "responses"
+
+        [environments.test.models.chat]
+        backend = "fake"
+        reply = "fake"
+        """
+    )
+    with ModelRegistry.from_settings(env="test") as registry:
+        assert registry.create("chat").run(MESSAGES).choices[0].message.content == "fake"
