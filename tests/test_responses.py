@@ -29,7 +29,7 @@ from backends.conversations import conversation
 from backends.openai_compatible import OpenAICompatibleModel
 from backends.responses import native_response
 from registry import BackendError, ConfigError, ModelRegistry
-from tests.azure_server import AzureServer, Fault
+from tests.azure_server import AzureServer, Fault, RecordedRequest
 
 KEY = "test-key"
 MESSAGES = [{"role": "user", "content": "Hello"}]
@@ -845,3 +845,15 @@ def test_a_backend_that_speaks_only_chat_refuses_responses(
     )
     with ModelRegistry.from_settings(env="test") as registry:
         assert registry.create("chat").run(MESSAGES).choices[0].message.content == "fake"
+
+
+def test_a_reply_that_does_not_match_the_response_format(server: AzureServer) -> None:
+    body = server.response(RecordedRequest("POST", "/openai/responses", {}, {}, {"model": "d"}, 0))
+    body["output"][0]["content"][0]["text"] = '{"city": "Oslo"}'  # no degrees
+    server.add_faults(Fault(body=body))
+    with pytest.raises(
+        BackendError, match="the reply does not match the response_format"
+    ) as caught:
+        azure(server).run(MESSAGES, response_format=Weather)
+    assert "[model 'chat', deployment 'dep']" in str(caught.value)
+    assert caught.value.__cause__ is not None
