@@ -673,9 +673,11 @@ def test_conversation_sends_only_new_messages(server: AzureServer) -> None:
             second.choices[0].message,
             {"role": "user", "content": "Last one"},
         ]  # an SDK object
-        model.run(history)
-        edited = [history[0], {"role": "user", "content": "Something else"}]
-        model.run(edited)  # not a continuation: the whole history again
+        third = model.run(history)
+        history += [_reply_text(third), {"role": "user", "content": "One more"}]
+        edited = [history[0], {"role": "user", "content": "Hi, edited"}, *history[2:]]
+        model.run(edited)  # an earlier message differs: the whole history again
+        model.run(history[:2])  # shorter than the chain: the whole history again
     model.run(history)  # outside the block: nothing is chained
     bodies = [r.body for r in server.requests]
     assert [b.get("previous_response_id") for b in bodies] == [
@@ -684,8 +686,9 @@ def test_conversation_sends_only_new_messages(server: AzureServer) -> None:
         second.id,
         None,
         None,
+        None,
     ]
-    assert [len(b["input"]) for b in bodies] == [2, 1, 1, 2, 6]
+    assert [len(b["input"]) for b in bodies] == [2, 1, 1, 8, 2, 8]
     assert bodies[1]["input"] == [{"role": "user", "content": "And then?"}]
     assert all(b["store"] is True for b in bodies)
 
