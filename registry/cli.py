@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     command("plugins", "list plugins and what each registered")
     command("config", "show the registry's options (MODELREG_*) and where each came from")
+    routes = command("routes", "a pool's deployments: weight, state, cooldown, recent failures")
+    routes.add_argument("name", nargs="?", help="model name or alias (default: default_model)")
     tokens = command("tokens", "count the prompt tokens of a JSON messages file for a model")
     tokens.add_argument("name", nargs="?", help="model name or alias")
     tokens.add_argument("file", nargs="?", default="-", help="JSON messages file, or - for stdin")
@@ -266,6 +268,43 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
+    """A pool's deployments and their state (from the shared state when configured)."""
+    from registry.routing.from_spec import pool_for
+
+    registry = _registry(args)
+    spec = registry.resolve(args.name)
+    if not spec.deployments:
+        raise RegistryError(
+            f"model {spec.name!r} is not a pool: give it [[models.{spec.name}.deployments]] "
+            "entries to spread its calls over several deployments."
+        )
+    pool = pool_for(spec, registry.settings.options)
+    states = pool.snapshot(failures=True)
+    options = registry.settings.options
+    if args.json:
+        shown = [{"id": s.deployment.id, **s.to_dict()} for s in states]
+        _print_json({"model": spec.name, "routing": spec.common.routing, "deployments": shown}, out)
+        return 0
+    shared = options.get("routing_state") is not None
+    where = f"shared ({options.origin('routing_state')})" if shared else "in this process"
+    out.write(escape_control(f"{spec.name}: {spec.common.routing} routing, state {where}") + "\n")
+    rows = [["DEPLOYMENT", "WEIGHT", "STATE", "COOLDOWN LEFT", "RECENT FAILURES"]]
+    for state in states:
+        cooldown = state.cooldown
+        rows.append(
+            [
+                state.deployment.label,
+                f"{state.deployment.weight:g}",
+                cooldown.kind.value if cooldown else "available",
+                f"{cooldown.remaining:.1f} s ({cooldown.reason})" if cooldown else "-",
+                str(state.failures or 0),
+            ]
+        )
+    _table(rows, out)
+    return 0
+
+
 def _read_json(path: str, what: str) -> Any:
     """A JSON file (or stdin); errors name the file and the line, never the content."""
     from pathlib import Path
@@ -382,6 +421,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "check": cmd_check,
     "plugins": cmd_plugins,
     "config": cmd_config,
+    "routes": cmd_routes,
     "tokens": cmd_tokens,
     "chat": cmd_chat,
 }
