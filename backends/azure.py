@@ -577,5 +577,6 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return (
             f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
             f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
-            f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
+            f"api_version={self.api_version!r}, api={getattr(self, 'api', None)!r}, "
+            f"auth={self.auth_mode!r})"
         )

@@ -248,5 +248,6 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
     def __repr__(self) -> str:
         return (
             f"OpenAICompatibleModel(name={getattr(self, 'name', None)!r}, "
-            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r})"
+            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
+            f"api={getattr(self, 'api', None)!r})"
         )

@@ -24,13 +24,15 @@ whole history on every call, so nothing needs keeping unless you chain conversat
 
 from __future__ import annotations
 
+import functools
 import logging
+import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from backends.conversations import current_conversation, fingerprint
+from backends.conversations import Conversation, current_conversation, fingerprint
 from backends.responses_requests import ResponsesRequest, responses_request
 from backends.responses_results import (
     ChunkConverter,
@@ -63,6 +65,14 @@ def native_response(result: Any) -> Any:
     if found is None and hasattr(result, "_raw_stream"):  # a stream-parse ChatCompletionStream
         found = getattr(result._raw_stream, _NATIVE, None)
     return found
+
+
+@functools.cache
+def _sdk_types() -> Any:
+    """The SDK's chat types, imported on the first Responses request."""
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    return types.SimpleNamespace(completion=ChatCompletion, chunk=ChatCompletionChunk)
 
 
 def _responses_of(client: Any) -> Any:
@@ -106,10 +116,8 @@ class ResponsesPath:
 
     def completion(self, response: Any, call: _Call) -> Any:
         """``response`` as a ``ChatCompletion`` (parsed, with a pydantic response_format)."""
-        from openai.types.chat import ChatCompletion
-
         data = completion_data(response, logprobs=call.translated.logprobs)
-        completion = ChatCompletion.model_validate(data)
+        completion = _sdk_types().completion.model_validate(data)
         if call.rf is not None:
             from openai import omit
             from openai.lib._parsing import parse_chat_completion
@@ -137,8 +145,7 @@ class ResponsesPath:
     def _chunks(
         self, stream: Any, events: Iterator[Any], converter: ChunkConverter, call: _Call
     ) -> Iterator[Any]:
-        from openai.types.chat import ChatCompletionChunk
-
+        chunk_type = _sdk_types().chunk
         backend, progress = self.backend, ResponsesProgress()
         try:
             for event in events:
@@ -146,7 +153,7 @@ class ResponsesPath:
                 if getattr(event, "type", None) in _FAILURES:
                     self._raise_failure(event, stream)
                 for chunk in converter.chunks(event):
-                    yield ChatCompletionChunk.model_validate(chunk)
+                    yield chunk_type.model_validate(chunk)
         except Exception as exc:
             backend._raise_translated(exc, progress)
         backend._check_end(progress, stream.response)
@@ -155,8 +162,7 @@ class ResponsesPath:
     async def _achunks(
         self, stream: Any, events: AsyncIterator[Any], converter: ChunkConverter, call: _Call
     ) -> AsyncIterator[Any]:
-        from openai.types.chat import ChatCompletionChunk
-
+        chunk_type = _sdk_types().chunk
         backend, progress = self.backend, ResponsesProgress()
         try:
             async for event in events:
@@ -164,7 +170,7 @@ class ResponsesPath:
                 if getattr(event, "type", None) in _FAILURES:
                     self._raise_failure(event, stream)
                 for chunk in converter.chunks(event):
-                    yield ChatCompletionChunk.model_validate(chunk)
+                    yield chunk_type.model_validate(chunk)
         except Exception as exc:
             backend._raise_translated(exc, progress)
         backend._check_end(progress, stream.response)
@@ -183,7 +189,8 @@ class ResponsesPath:
     def _ended(stream: Any, converter: ChunkConverter, call: _Call) -> None:
         if converter.response is not None:
             object.__setattr__(stream, _NATIVE, converter.response)
-            call.chain.record(converter.response)
+            if call.chain is not None:
+                call.chain.record(converter.response)
 
 
 def _ready(value: Any) -> Any:
@@ -234,9 +241,14 @@ class _Call:
         configured = self.request.get("tools")
         #: chat-shaped function tools, for parsing their arguments as chat mode does
         self.tools = [t for t in configured if "function" in t] if configured else []
-        self.chain = _Chain(backend, messages, bool(self.request.setdefault("store", False)))
-        self.translated = self._translate(self.chain.messages)
-        if self.chain.previous is not None:
+        store = bool(self.request.setdefault("store", False))
+        conversation = current_conversation() if store else None
+        #: this call's place in a conversation (None: not in one, or nothing stored to chain)
+        self.chain = _Chain(backend, messages, conversation) if conversation else None
+        if self.chain is None or self.chain.previous is None:
+            self.translated = self._translate(messages)
+        else:
+            self.translated = self._translate(self.chain.messages)
             self.translated.arguments["previous_response_id"] = self.chain.previous
 
     def _translate(self, messages: Messages) -> ResponsesRequest:
@@ -265,7 +277,8 @@ class _Call:
         logger.debug(
             "model %r: previous response gone; sending the history", self.path.backend.name
         )
-        self.chain.restart()
+        if self.chain is not None:
+            self.chain.restart()
         self.translated = self._translate(self.messages)
 
     def send(self, responses: Any) -> Any:
@@ -276,7 +289,7 @@ class _Call:
         try:
             return create(**self._arguments())
         except Exception as exc:
-            if self.chain.previous is None or not _is_lost_previous(exc):
+            if self.chain is None or self.chain.previous is None or not _is_lost_previous(exc):
                 raise
         self._restart()
         return create(**self._arguments())
@@ -285,7 +298,7 @@ class _Call:
         try:
             return await create(**self._arguments())
         except Exception as exc:
-            if self.chain.previous is None or not _is_lost_previous(exc):
+            if self.chain is None or self.chain.previous is None or not _is_lost_previous(exc):
                 raise
         self._restart()
         return await create(**self._arguments())
@@ -307,7 +320,8 @@ class _Call:
             if isinstance(exc, RegistryError) or type(exc).__module__.startswith("openai"):
                 raise
             raise BackendError(f"[{backend._context()}] {backend._unreadable(exc, None)}") from exc
-        self.chain.record(result)
+        if self.chain is not None:
+            self.chain.record(result)
         return completion
 
     def manager(self, responses: Any) -> Any:
@@ -334,33 +348,28 @@ class _Call:
 
 
 class _Chain:
-    """One call's place in the current conversation (no conversation, or store off: inert)."""
+    """One call's place in a conversation: what it continues, and what it sends."""
 
     __slots__ = ("conversation", "key", "messages", "previous", "sent")
 
-    def __init__(self, backend: ChatCompletionsBackend, messages: Messages, store: bool) -> None:
-        self.conversation = current_conversation() if store else None
-        self.messages: Messages = messages
-        self.previous: str | None = None
-        self.key: tuple[str, str] = ("", "")
-        self.sent: list[Any] = []
-        if self.conversation is None:
-            return
+    def __init__(
+        self, backend: ChatCompletionsBackend, messages: Messages, conversation: Conversation
+    ) -> None:
+        self.conversation = conversation
         self.key = (backend.pool_key, backend.model_type)
         self.sent = [fingerprint(m) for m in messages]
-        self.previous, covered = self.conversation.plan(self.key, self.sent)
+        self.previous, covered = conversation.plan(self.key, self.sent)
+        self.messages: Messages = messages[covered:] if self.previous is not None else messages
         if self.previous is not None:
-            self.messages = messages[covered:]
             logger.debug("model %r: continuing response %s", backend.name, self.previous)
 
     def record(self, response: Any) -> None:
         """The call got ``response``: the conversation continues from it."""
-        if self.conversation is not None and getattr(response, "id", None):
+        if getattr(response, "id", None):
             reply, _ = message_data(response)
             self.conversation.record(self.key, self.sent, fingerprint(reply), response.id)
 
     def restart(self) -> None:
         """The previous response is gone (expired, deleted): forget the chain."""
-        if self.conversation is not None:
-            self.conversation.forget(self.key)
+        self.conversation.forget(self.key)
         self.previous = None
