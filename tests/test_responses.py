@@ -860,3 +860,47 @@ def test_a_reply_that_does_not_match_the_response_format(server: AzureServer) ->
         azure(server).run(MESSAGES, response_format=Weather)
     assert "[model 'chat', deployment 'dep']" in str(caught.value)
     assert caught.value.__cause__ is not None
+
+
+def test_logprobs_and_refusals_convert(server: AzureServer) -> None:
+    body = server.response(RecordedRequest("POST", "/openai/responses", {}, {}, {"model": "d"}, 0))
+    top = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}
+    body["output"][0]["content"][0].update(
+        text="Hi", logprobs=[{**top, "top_logprobs": [top, {**top, "token": "Ho"}]}]
+    )
+    body["output"][0]["content"].append({"type": "refusal", "refusal": "Not that part."})
+    server.add_faults(Fault(body=body))
+    reply = azure(server, config={"logprobs": True, "top_logprobs": 2}).run(MESSAGES)
+    choice = reply.choices[0]
+    assert (choice.message.content, choice.message.refusal) == ("Hi", "Not that part.")
+    token = choice.logprobs.content[0]
+    assert (token.token, token.logprob, token.bytes) == ("Hi", -0.1, [72, 105])
+    assert [t.token for t in token.top_logprobs] == ["Hi", "Ho"]
+    server.add_faults(Fault(body=body))
+    assert azure(server).run(MESSAGES).choices[0].logprobs is None  # not asked for
+
+
+def test_streamed_refusals_and_logprobs_convert() -> None:
+    from openai.types.responses import ResponseRefusalDeltaEvent, ResponseTextDeltaEvent
+
+    from backends.responses_results import ChunkConverter
+
+    converter = ChunkConverter("dep", logprobs=True)
+    where = {"item_id": "m", "output_index": 0, "content_index": 0, "sequence_number": 1}
+    text = ResponseTextDeltaEvent.model_validate(
+        {
+            "type": "response.output_text.delta",
+            "delta": "Hi",
+            "logprobs": [{"token": "Hi", "logprob": -0.5}],
+            **where,
+        }
+    )
+    refusal = ResponseRefusalDeltaEvent.model_validate(
+        {"type": "response.refusal.delta", "delta": "No.", **where}
+    )
+    chunks = [
+        ChatCompletionChunk.model_validate(c) for e in (text, refusal) for c in converter.chunks(e)
+    ]
+    assert chunks[0].choices[0].delta.content == "Hi"
+    assert chunks[0].choices[0].logprobs.content[0].logprob == -0.5
+    assert chunks[1].choices[0].delta.refusal == "No."
