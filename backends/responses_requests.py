@@ -218,7 +218,7 @@ def input_items(
 
 def _as_mapping(message: Any) -> Mapping[str, Any]:
     """A message as a mapping (a pydantic message, e.g. a reply's, is dumped)."""
-    if isinstance(message, Mapping):
+    if type(message) is dict or isinstance(message, Mapping):
         return message
     dump = getattr(message, "model_dump", None)
     if callable(dump):
