@@ -22,7 +22,6 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
-from pydantic import BaseModel
 
 from backends.azure import AzureOpenAIModel
 from backends.conversations import conversation
@@ -30,29 +29,10 @@ from backends.openai_compatible import OpenAICompatibleModel
 from backends.responses import native_response
 from registry import BackendError, ConfigError, ModelRegistry
 from tests.azure_server import AzureServer, Fault, RecordedRequest
+from tests.test_requests import MESSAGES, TOOLS, Weather
 
 KEY = "test-key"
-MESSAGES = [{"role": "user", "content": "Hello"}]
 KINDS = ("create", "stream", "parse", "stream-parse")
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-]
-
-
-class Weather(BaseModel):
-    city: str
-    degrees: int
 
 
 def azure(server: AzureServer, api: str = "responses", **options: Any) -> AzureOpenAIModel:
