@@ -33,7 +33,7 @@ from backends.token_providers import PROVIDER_NAMES, UNKNOWN_PROVIDER
 from registry.endpoints import check_api_version, check_deployment_name, check_endpoint
 from registry.errors import ConfigError, MissingCredentialsError, RegistryError, did_you_mean
 from registry.masking import redact
-from registry.validation import checked
+from registry.validation import check_api, checked
 from registry.wire import check_client_kwargs, credential_secret
 
 if TYPE_CHECKING:
@@ -150,6 +150,19 @@ def _seconds(raw: str) -> float:
     return timeout
 
 
+def _chosen_api(api: str | None, api_mode: str | None, name: str) -> str:
+    """``api``, or CAMEL's ``api_mode``; both given must agree (checked, never echoed)."""
+    if api_mode is None:
+        return api or "chat_completions"
+    mode = checked(check_api, api_mode, f"model {name!r}, api_mode")
+    if api is not None and checked(check_api, api, f"model {name!r}, api") != mode:
+        raise ConfigError(
+            f"model {name!r}: api ({api!r}) and api_mode ({mode!r}) disagree; api_mode is CAMEL's "
+            "name for the same setting: give one of them."
+        )
+    return mode
+
+
 def _timeout_from_env() -> float:
     raw = os.environ.get("MODEL_TIMEOUT")
     if not raw:
@@ -158,7 +171,10 @@ def _timeout_from_env() -> float:
 
 
 class AzureOpenAIModel(ChatCompletionsBackend):
-    """Azure OpenAI chat completions (parity with CAMEL's ``AzureOpenAIModel``).
+    """Azure OpenAI (parity with CAMEL's ``AzureOpenAIModel``).
+
+    Chat completions or the Responses API (``api``), on a dated API version or Azure's v1
+    surface (``api_version="v1"``): see :mod:`backends.responses` and :mod:`backends.azure_v1`.
 
     Args:
         model_type: the Azure deployment name; sent as ``azure_deployment`` and ``model``.
@@ -176,6 +192,8 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         client: a custom sync client (e.g. an RL framework's), used as-is.
         async_client: a custom async client, used as-is; each side is independent.
         azure_deployment_name: deprecated and ignored (``DeprecationWarning``).
+        api_mode: CAMEL's name for ``api``: ``"chat_completions"`` (default) or ``"responses"``.
+        api: the API requests use (the settings field); give this or ``api_mode``.
         async_azure_ad_token_provider: used instead of ``azure_ad_token_provider`` by the async
             client (e.g. an ``azure.identity.aio`` credential's provider).
         name: the registry name of the model (for messages).
@@ -215,7 +233,9 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         client: Any = None,
         async_client: Any = None,
         azure_deployment_name: str | None = None,
+        api_mode: str | None = None,
         *,
+        api: str | None = None,
         name: str | None = None,
         base_model: str | None = None,
         async_azure_ad_token_provider: Callable[[], Any] | None = None,
@@ -256,6 +276,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
                 f"model {name or model_type!r}",
             ),
             require_finish_reason=require_finish_reason,
+            api=_chosen_api(api, api_mode, name or model_type),
         )
         self._choose_auth(api_key, azure_ad_token, azure_ad_token_provider)
         self.async_azure_ad_token_provider = async_azure_ad_token_provider
@@ -316,6 +337,11 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             return None
         self._credential_origin = f"variable {found[1]}"  # for a 401's message
         return self._credential(found[0], f"{field} (env {found[1]})")
+
+    @property
+    def api_mode(self) -> str:
+        """CAMEL's name for :attr:`api`."""
+        return self.api
 
     @property
     def auth_mode(self) -> str:
@@ -379,10 +405,15 @@ class AzureOpenAIModel(ChatCompletionsBackend):
                 f"Check `deployment` (from {origin}): no deployment of that name exists on {url}."
             )
         if kind == "NotFoundError":
+            responses = (
+                ' (the Responses API needs "2025-03-01-preview" or later, or "v1")'
+                if self.api == "responses" and self.api_version != "v1"
+                else ""
+            )
             return (
                 f"Check `api_version` (from {self._origin('api_version')}): "
-                f"{self.api_version!r} may not be supported by {url}; and that `endpoint` "
-                "is the resource's own URL, without a path."
+                f"{self.api_version!r} may not be supported by {url}{responses}; and that "
+                "`endpoint` is the resource's own URL, without a path."
             )
         if kind == "AuthenticationError":
             return self._auth_hint(url)
@@ -467,14 +498,41 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             ) from None
 
     def _new_sync_client(self, http_client: Any) -> Any:
+        if self.api_version == "v1":
+            return self._v1_client(http_client, is_async=False)
         from openai import AzureOpenAI
 
         return self._construct(AzureOpenAI, self._client_arguments(http_client, is_async=False))
 
     def _new_async_client(self, http_client: Any) -> Any:
+        if self.api_version == "v1":
+            return self._v1_client(http_client, is_async=True)
         from openai import AsyncAzureOpenAI
 
         return self._construct(AsyncAzureOpenAI, self._client_arguments(http_client, is_async=True))
+
+    def _v1_client(self, http_client: Any, *, is_async: bool) -> Any:
+        """A client for ``{endpoint}/openai/v1/`` (see :mod:`backends.azure_v1`)."""
+        from openai import AsyncOpenAI, OpenAI
+
+        from backends import azure_v1
+
+        arguments = self._client_arguments(http_client, is_async=is_async)
+        endpoint = arguments.pop("azure_endpoint")
+        for azure_only in ("azure_deployment", "api_version"):
+            del arguments[azure_only]
+        arguments["base_url"] = azure_v1.v1_base_url(endpoint)
+        provider = arguments.pop("azure_ad_token_provider", None)
+        token = arguments.pop("azure_ad_token", None)
+        factory: Callable[..., Any]
+        if provider is not None:
+            wrap = azure_v1.async_token_provider if is_async else azure_v1.token_provider
+            arguments["api_key"], factory = wrap(provider), AsyncOpenAI if is_async else OpenAI
+        elif token is not None:
+            arguments["api_key"], factory = token, AsyncOpenAI if is_async else OpenAI
+        else:  # the key goes in the api-key header
+            factory = azure_v1.AsyncAzureV1KeyClient if is_async else azure_v1.AzureV1KeyClient
+        return self._construct(factory, arguments)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
@@ -508,6 +566,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
             async_azure_ad_token_provider=async_provider,
             allow_http=options.allow_http,
             require_finish_reason=options.require_finish_reason,
+            api=spec.common.api,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)
@@ -518,5 +577,6 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return (
             f"AzureOpenAIModel(name={getattr(self, 'name', None)!r}, "
             f"deployment={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
-            f"api_version={self.api_version!r}, auth={self.auth_mode!r})"
+            f"api_version={self.api_version!r}, api={getattr(self, 'api', None)!r}, "
+            f"auth={self.auth_mode!r})"
         )

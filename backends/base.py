@@ -84,6 +84,8 @@ class BaseModelBackend(ABC):
     check_context: bool = False
     #: Where each setting came from (set by the registry), for error messages.
     sources: Mapping[str, str] = {}
+    #: The values of the ``api`` field this backend honours; any other is a settings error.
+    apis: ClassVar[tuple[str, ...]] = ("chat_completions",)
 
     def __init__(
         self,
@@ -233,6 +235,23 @@ class BaseModelBackend(ABC):
             context=f"model {self.name!r}",
             schema=type(self).config_schema(getattr(self, "api", None)),
         )
+
+    @classmethod
+    def api_config_problems(cls, config: Mapping[str, Any], api: str) -> list[tuple[str, str]]:
+        """Problems with the ``api`` field: ``(field path, message)`` pairs.
+
+        An ``api`` this backend does not speak, or (subclasses) settings that API cannot send.
+        ``modelreg check`` and the constructor both ask, so either is found before any request.
+        """
+        if api in cls.apis:
+            return []
+        return [
+            (
+                "api",
+                f"{cls.__name__} speaks {' and '.join(repr(a) for a in cls.apis)} only; "
+                f"remove api = {api!r} or use a backend that has it",
+            )
+        ]
 
     @property
     def token_counter(self) -> BaseTokenCounter:

@@ -21,6 +21,9 @@ SDK clients are built on first use (importing :mod:`openai` only then) on the re
 HTTP clients, or on modelreg's own timed ones (:mod:`registry.http_clients`); async ones once per
 event loop. A client override (:mod:`registry.overrides`: a scope, ``client``/``async_client``
 given by the caller, a client provider) is used as-is for its side, looked up on every call.
+
+``api = "responses"`` sends the same calls to ``responses.create`` instead
+(:mod:`backends.responses`), through the same attempt loop, and returns the same types.
 """
 
 from __future__ import annotations
@@ -45,13 +48,21 @@ from backends.reply_checks import (
     is_completion,
 )
 from backends.stream_extras import ChoiceExtras
-from registry.errors import BackendError, IncompleteStreamError, RegistryError
+from registry.errors import BackendError, ConfigError, IncompleteStreamError, RegistryError
 from registry.event_loops import LoopLocal
 from registry.masking import redact
 from registry.overrides import ClientOverride, active_override
-from registry.validation import check_max_retries, check_timeout, checked
+from registry.validation import (
+    API_CHOICES,
+    Problem,
+    check_api,
+    check_max_retries,
+    check_timeout,
+    checked,
+)
 
 if TYPE_CHECKING:
+    from backends.responses import ResponsesPath
     from backends.token_counting import BaseTokenCounter
 
 __all__ = ["ChatCompletionsBackend", "annotate_sdk_error"]
@@ -93,7 +104,9 @@ def _raised_reading_reply(exc: BaseException) -> bool:
 
 
 class ChatCompletionsBackend(BaseModelBackend):
-    """A backend that talks to ``/chat/completions`` through the openai SDK."""
+    """A backend that talks to ``/chat/completions`` (or ``/responses``) through the openai SDK."""
+
+    apis = API_CHOICES
 
     client_overrides = "handled"  # its client properties go through override_client()
 
@@ -111,7 +124,11 @@ class ChatCompletionsBackend(BaseModelBackend):
         base_model: str | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
         require_finish_reason: bool = True,
+        api: str = "chat_completions",
     ) -> None:
+        #: ``"chat_completions"`` or ``"responses"``: the API requests go to.
+        self.api = checked(check_api, api, f"model {name or model_type!r}, api")
+        self._responses: ResponsesPath | None = None
         super().__init__(
             model_type,
             model_config_dict,
@@ -209,6 +226,30 @@ class ChatCompletionsBackend(BaseModelBackend):
 
     # -- requests --------------------------------------------------------------------------
 
+    @classmethod
+    def api_config_problems(cls, config: Mapping[str, Any], api: str) -> list[Problem]:
+        """Settings ``api = "responses"`` cannot send (``stop``, ``n`` > 1...)."""
+        if api != "responses":
+            return super().api_config_problems(config, api)
+        from backends.responses_requests import responses_config_problems
+
+        return responses_config_problems(config)
+
+    def check_model_config(self) -> None:
+        """The config's keys and types, and (``api = "responses"``) that the API has them."""
+        super().check_model_config()
+        problems = self.api_config_problems(self.model_config_dict, self.api)
+        if problems:
+            described = "; ".join(f"{path}: {message}" for path, message in problems)
+            raise ConfigError(f"model {self.name!r}: {described}")
+
+    def _responses_path(self) -> ResponsesPath:
+        if self._responses is None:
+            from backends.responses import ResponsesPath
+
+            self._responses = ResponsesPath(self)
+        return self._responses
+
     def _context(self) -> str:
         """Who is speaking, for the ``[...]`` prefix of error messages."""
         return f"model {self.name!r}"
@@ -299,6 +340,8 @@ class ChatCompletionsBackend(BaseModelBackend):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
+        if self.api == "responses":
+            return self._responses_path().run(messages, response_format, tools, is_async=False)
         call, managed = self._request(messages, response_format, tools)
         if not managed:
             return self._attempts(call)
@@ -313,6 +356,8 @@ class ChatCompletionsBackend(BaseModelBackend):
         response_format: type[BaseModel] | dict[str, Any] | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Any:
+        if self.api == "responses":
+            return await self._responses_path().run(messages, response_format, tools, is_async=True)
         call, managed = self._request(messages, response_format, tools)
         if not managed:
             return await self._async_attempts(call)
@@ -321,27 +366,41 @@ class ChatCompletionsBackend(BaseModelBackend):
         self._method(chat_completions_of(self.async_client), "stream")
         return AsyncStreamManager(self._async_attempts, call)
 
-    def _attempts(self, call: Callable[[Any], Any]) -> Any:
-        """``call(completions)``, checked; once more after a 401 if credentials can renew."""
+    def _attempts(
+        self,
+        call: Callable[[Any], Any],
+        resource: Callable[[Any], Any] = chat_completions_of,
+        check: Callable[[Any, Any], Any] | None = None,
+    ) -> Any:
+        """``call(completions)``, checked; once more after a 401 if credentials can renew.
+
+        ``resource`` picks what ``call`` gets from the client, ``check`` checks its result
+        (the Responses path passes its own: ``client.responses`` and its conversion).
+        """
         for attempt in (0, 1):
             try:
-                completions = chat_completions_of(self.client)
-                return self._checked(call(completions), completions)
+                completions = resource(self.client)
+                return (check or self._checked)(call(completions), completions)
             except Exception as exc:
                 if self._retry_auth(exc, attempt, is_async=False):
                     continue
                 self._raise_translated(exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _async_attempts(self, call: Callable[[Any], Any]) -> Any:
+    async def _async_attempts(
+        self,
+        call: Callable[[Any], Any],
+        resource: Callable[[Any], Any] = chat_completions_of,
+        check: Callable[[Any, Any], Any] | None = None,
+    ) -> Any:
         """Async :meth:`_attempts` (``call`` may return a coroutine)."""
         for attempt in (0, 1):
             try:
-                completions = chat_completions_of(self.async_client)
+                completions = resource(self.async_client)
                 result = call(completions)
                 if inspect.isawaitable(result):
                     result = await result
-                return self._checked(result, completions)
+                return (check or self._checked)(result, completions)
             except Exception as exc:
                 if self._retry_auth(exc, attempt, is_async=True):
                     continue
@@ -449,8 +508,9 @@ class ChatCompletionsBackend(BaseModelBackend):
             )
         what = "stream" if progress is not None else "response"
         detail = f": {excerpt(str(exc), secrets, 200)}" if str(exc) else ""
+        reply = "a chat completion" if self.api == "chat_completions" else "a Responses API reply"
         return (
-            f"the server's {what} is not a chat completion the openai SDK can read "
+            f"the server's {what} is not {reply} the openai SDK can read "
             f"({type(exc).__name__}{detail})"
         )
 
@@ -543,8 +603,8 @@ class ChatCompletionsBackend(BaseModelBackend):
         if not progress.chunks and "text/event-stream" not in content_type.lower():
             raise BackendError(
                 f"[{self._context()}] the server answered a streaming request with "
-                f"{content_type or 'no content type'!r}, not an event stream of chat completion "
-                "chunks; is the endpoint an OpenAI-compatible API?"
+                f"{content_type or 'no content type'!r}, not an event stream of "
+                f"{progress.contents}; is the endpoint an OpenAI-compatible API?"
             )
         if self.require_finish_reason:
             raise IncompleteStreamError(

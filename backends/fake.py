@@ -83,6 +83,8 @@ class FakeModel(BaseModelBackend):
     """Deterministic replies; see the module docstring."""
 
     settings_model = FakeSettings
+    #: Its replies have the same types whichever API the real model speaks.
+    apis = ("chat_completions", "responses")
 
     def __init__(
         self,

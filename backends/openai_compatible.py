@@ -86,6 +86,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         require_finish_reason: a stream that ends before every choice has a finish_reason
             raises :class:`~registry.errors.IncompleteStreamError`; False accepts it (for
             servers that never send one).
+        api: ``"chat_completions"`` (``/chat/completions``) or ``"responses"`` (``/responses``).
         **kwargs: passed to the SDK client's constructor; ignored for an injected client.
     """
 
@@ -113,6 +114,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
         base_model: str | None = None,
         allow_http: bool = False,
         require_finish_reason: bool = True,
+        api: str = "chat_completions",
         **kwargs: Any,
     ) -> None:
         where = f"model {name or model_type!r}"
@@ -133,6 +135,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             base_model=base_model,
             client_kwargs=kwargs,
             require_finish_reason=require_finish_reason,
+            api=api,
         )
         self.url = (
             None
@@ -235,6 +238,7 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
             base_model=spec.common.model,
             allow_http=options.allow_http,
             require_finish_reason=options.require_finish_reason,
+            api=spec.common.api,
             **options.client_kwargs,
         )
         model._use_http_clients(context.http_clients)
@@ -244,5 +248,6 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
     def __repr__(self) -> str:
         return (
             f"OpenAICompatibleModel(name={getattr(self, 'name', None)!r}, "
-            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r})"
+            f"model={getattr(self, 'model_type', None)!r}, url={self.url!r}, "
+            f"api={getattr(self, 'api', None)!r})"
         )

@@ -118,6 +118,8 @@ class StreamProgress:
     """Which choices of a chat completion stream have finished, for the end-of-stream check."""
 
     __slots__ = ("chunks", "finished", "open")
+    #: What the stream should have been, for messages.
+    contents = "chat completion chunks"
 
     def __init__(self) -> None:
         self.chunks = 0

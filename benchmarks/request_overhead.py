@@ -3,6 +3,10 @@
 Both sides call the same loopback server (tests/azure_server.py, in its own process so that
 it does not compete for this process's GIL) in the same run, interleaved in blocks so machine
 noise hits both alike; the figure is the ratio of median block times.
+
+The Responses rows put ``api = "responses"`` models (translation to ``responses.create`` and
+conversion of the reply to a ``ChatCompletion`` included) against the raw SDK's
+``responses.create`` with the same request body.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ def run(quick: bool) -> list[Figure]:
             '[models.stream]\nbackend = "azure"\ndeployment = "d"\n'
             f'endpoint = "{server.base_url}"\napi_version = "2024-10-21"\napi_key = "test-key"\n'
             "max_retries = 0\nconfig = { stream = true }\n"
+            '[models.responses]\nbackend = "azure"\ndeployment = "d"\napi = "responses"\n'
+            f'endpoint = "{server.base_url}"\napi_version = "{RESPONSES_VERSION}"\n'
+            'api_key = "test-key"\nmax_retries = 0\n'
         )
         registry = ModelRegistry.from_settings()
         model, streamer = registry.create("chat"), registry.create("stream")
@@ -95,6 +102,7 @@ def run(quick: bool) -> list[Figure]:
         calls, streams = (200, 40) if quick else (2000, 200)
         seq = paired_blocks(ours_call, raw_call, calls, 50)
         stream = paired_blocks(ours_stream, raw_stream, streams, 20)
+        responses = _responses_figures(registry, server.base_url, calls)
         concurrent = asyncio.run(_async_figures(registry, server.base_url, 2 if quick else 10))
         raw.close()
         registry.close()
@@ -103,11 +111,14 @@ def run(quick: bool) -> list[Figure]:
         server.stop()
     figures = []
     in_process = _in_process_overhead(400 if quick else 4000)
+    responses_in_process = _in_process_overhead(400 if quick else 4000, api="responses")
     for label, (ours_s, raw_s, ratio) in (
         ("in-process transport, no network", in_process),
         (f"{calls} sequential run() calls", seq),
         (f"{streams} streamed run() calls", stream),
         ("100 concurrent arun() tasks", concurrent),
+        ("Responses API: in-process transport, no network", responses_in_process),
+        (f"Responses API: {calls} sequential run() calls", responses),
     ):
         figures.append(
             Figure(
@@ -124,21 +135,64 @@ def run(quick: bool) -> list[Figure]:
     return figures
 
 
-def _in_process_overhead(calls: int) -> tuple[float, float, float]:
-    """The same comparison on an in-process httpx2 transport: only client-side work differs.
+RESPONSES_VERSION = "2025-04-01-preview"
+#: What the raw SDK sends for the Responses rows: the body modelreg sends for MESSAGES.
+RESPONSES_REQUEST: dict[str, Any] = {"model": "d", "input": MESSAGES, "store": False}
 
-    Loopback figures carry the server's and the scheduler's noise (a few percent between
-    runs); this one isolates what modelreg adds to each call.
-    """
-    import json
 
-    import httpx2
+def _responses_figures(registry: Any, url: str, calls: int) -> tuple[float, float, float]:
+    """``run()`` on an ``api = "responses"`` model against the raw ``responses.create``."""
     import openai
 
-    from backends.azure import AzureOpenAIModel
+    model = registry.create("responses")
+    raw = openai.AzureOpenAI(
+        azure_endpoint=url,
+        azure_deployment="d",
+        api_version=RESPONSES_VERSION,
+        api_key="test-key",
+        max_retries=0,
+    )
 
-    body = json.dumps(
-        {
+    def ours_call() -> None:
+        model.run(MESSAGES)
+
+    def raw_call() -> None:
+        raw.responses.create(**RESPONSES_REQUEST)
+
+    for _ in range(20):
+        ours_call()
+        raw_call()
+    try:
+        return paired_blocks(ours_call, raw_call, calls, 50)
+    finally:
+        raw.close()
+
+
+def _reply_body(api: str) -> bytes:
+    """A minimal reply of ``api``: a chat completion, or a Response."""
+    import json
+
+    if api == "responses":
+        message = {
+            "type": "message",
+            "id": "m",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "hi", "annotations": []}],
+        }
+        reply: dict[str, Any] = {
+            "id": "x",
+            "object": "response",
+            "created_at": 0,
+            "status": "completed",
+            "model": "d",
+            "output": [message],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+    else:
+        reply = {
             "id": "x",
             "object": "chat.completion",
             "created": 0,
@@ -151,7 +205,22 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
                 }
             ],
         }
-    ).encode()
+    return json.dumps(reply).encode()
+
+
+def _in_process_overhead(calls: int, api: str = "chat_completions") -> tuple[float, float, float]:
+    """The same comparison on an in-process httpx2 transport: only client-side work differs.
+
+    Loopback figures carry the server's and the scheduler's noise (a few percent between
+    runs); this one isolates what modelreg adds to each call.
+    """
+    import httpx2
+    import openai
+
+    from backends.azure import AzureOpenAIModel
+
+    body = _reply_body(api)
+    version = RESPONSES_VERSION if api == "responses" else "2024-10-21"
 
     def transport() -> Any:
         return httpx2.MockTransport(
@@ -166,14 +235,15 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
         "d",
         api_key="k",
         url="https://x.example.com",
-        api_version="2024-10-21",
+        api_version=version,
         max_retries=0,
         http_client=TimedHttpClient(transport=transport()),
+        api=api,
     )
     raw = openai.AzureOpenAI(
         azure_endpoint="https://x.example.com",
         azure_deployment="d",
-        api_version="2024-10-21",
+        api_version=version,
         api_key="k",
         max_retries=0,
         timeout=180.0,
@@ -184,7 +254,10 @@ def _in_process_overhead(calls: int) -> tuple[float, float, float]:
         model.run(MESSAGES)
 
     def raw_call() -> None:
-        raw.chat.completions.create(messages=MESSAGES, model="d")
+        if api == "responses":
+            raw.responses.create(**RESPONSES_REQUEST)
+        else:
+            raw.chat.completions.create(messages=MESSAGES, model="d")
 
     for _ in range(100):
         ours_call()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,7 +13,7 @@ from registry.masking import MASK, Redacted, masked, redact
 if TYPE_CHECKING:
     from registry.deployments import DeploymentSpec
 from registry.precedence import BUILTIN_SOURCE, KWARG_SOURCE
-from registry.validation import not_a_bool
+from registry.validation import check_api, not_a_bool
 
 __all__ = [
     "BUILTIN_SOURCE",
@@ -36,6 +36,9 @@ class CommonFields(BaseModel):
 
     backend: str = Field(min_length=1)
     model: str | None = Field(None, min_length=1, description="base model: picks the tokenizer")
+    api: Literal["chat_completions", "responses"] = Field(
+        "chat_completions", description="the API requests use: chat completions or Responses"
+    )
     aliases: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     capabilities: dict[str, Any] = Field(
@@ -61,6 +64,11 @@ class CommonFields(BaseModel):
     @classmethod
     def _redacted(cls, value: dict[str, Any]) -> dict[str, Any]:
         return redact(value)
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _known_api(cls, value: Any) -> str:
+        return check_api(value)
 
     @field_validator(
         "timeout",

@@ -190,14 +190,17 @@ def _config(
     A backend class without one may carry a pydantic ``config_model``; with neither, the config
     is passed on unchecked.
     """
+    for_api = getattr(backend_cls, "api_config_problems", None)
+    api_problems = for_api(common.config, common.api) if callable(for_api) else []
     schema_for = getattr(backend_cls, "config_schema", None)
     if callable(schema_for):
         clean, problems = schema_for(api if isinstance(api, str) else None).check(common.config)
-        return clean or {}, problems
+        return clean or {}, problems + api_problems
     config_model = getattr(backend_cls, "config_model", None)
     if config_model is None:
-        return dict(common.config), []
+        return dict(common.config), api_problems
     validated, problems = config_problems(common.config, config_model)
+    problems += api_problems
     if validated is None:
         return {}, problems
     return {key: getattr(validated, key) for key in validated.model_fields_set}, problems

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 __all__ = [
+    "API_CHOICES",
     "Problem",
+    "check_api",
     "check_max_retries",
     "check_timeout",
     "checked",
@@ -158,6 +160,19 @@ def check_max_retries(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise ValueError("must be a whole number from 0 to 100")
     return value
+
+
+#: The APIs a model can speak (its ``api`` field; CAMEL's ``api_mode``).
+API_CHOICES = ("chat_completions", "responses")
+
+
+def check_api(value: Any) -> str:
+    """``"chat_completions"`` or ``"responses"``; anything else is described, not echoed."""
+    if isinstance(value, str) and value in API_CHOICES:
+        return value
+    allowed = " or ".join(f'"{choice}"' for choice in API_CHOICES)
+    kind = "the value is not shown" if isinstance(value, str) else f"not {type(value).__name__}"
+    raise ValueError(f"must be {allowed} ({kind})")
 
 
 def checked(check: Callable[[T], R], value: T, where: str) -> R:

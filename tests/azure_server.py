@@ -1,14 +1,25 @@
-"""A loopback HTTP server that speaks the Azure OpenAI (and plain OpenAI) chat wire format.
+"""A loopback HTTP server that speaks Azure OpenAI's three wire shapes (and plain OpenAI's).
 
-* ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure): the
-  ``api-version`` query is required; auth by ``api-key`` header or ``Authorization: Bearer``.
-* ``POST /v1/chat/completions`` (OpenAI-compatible): ``Authorization: Bearer``.
-* ``stream: true`` answers with SSE chunks ending in ``data: [DONE]``; tool definitions plus a
-  user message containing "use a tool" answer with a tool call; a ``json_schema``
-  response_format answers with a JSON document valid for the schema.
-* Like vLLM, ``return_token_ids: true`` in the body adds ``prompt_token_ids`` to the completion
-  (the first chunk when streaming) and ``token_ids`` to each choice (each chunk's choice), and
-  ``logprobs: true`` adds per-token ``logprobs`` to each choice (each chunk's choice).
+* ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure chat);
+* ``POST /openai/responses?api-version=...`` (Azure Responses; the deployment is the body's
+  ``model``);
+* ``POST /openai/v1/chat/completions`` and ``/openai/v1/responses`` (Azure's v1 surface: an
+  ``api-version`` query is refused; the deployment is the body's ``model``).
+  On every Azure path, auth is an ``api-key`` header holding a known key, or
+  ``Authorization: Bearer token-...`` (an Entra ID token); a key sent as a bearer is refused;
+* ``POST /v1/chat/completions`` and ``/v1/responses`` (OpenAI-compatible), also under a prefix
+  as a gateway serves them (``/sessions/{id}/v1/...``): any ``Authorization: Bearer``.
+* Chat: ``stream: true`` answers with SSE chunks ending in ``data: [DONE]``. Responses: a
+  ``Response`` object, or with ``stream: true`` the Responses API's typed events
+  (``response.created`` ... ``response.completed``, no ``[DONE]``). A response created with
+  ``store`` (the API's default) can be continued by ``previous_response_id``; an unknown id is
+  the API's 400 ``previous_response_not_found``.
+* Tool definitions plus a last user message containing "use a tool" answer with a tool call;
+  a ``json_schema`` response_format (``text.format`` for Responses) answers with a JSON document
+  valid for the schema.
+* Like vLLM, ``return_token_ids: true`` in a chat body adds ``prompt_token_ids`` to the
+  completion (the first chunk when streaming) and ``token_ids`` to each choice (each chunk's
+  choice), and ``logprobs: true`` adds per-token ``logprobs`` to each choice (each chunk's).
 * Faults can be scripted per request (status, headers, body, a connection reset, a delay, a
   body trickled a few bytes at a time, a stream cut or ended early, a corrupt chunk, a request
   held until the test releases it) for the reliability tests.
@@ -21,7 +32,9 @@ counts the connections still open.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -49,7 +62,14 @@ class RecordedRequest:
         parts = self.path.split("/")
         if "deployments" in parts:
             return parts[parts.index("deployments") + 1]
+        if self.path.startswith("/openai/"):  # Responses and v1: the body's model
+            model = self.body.get("model")
+            return model if isinstance(model, str) else None
         return None
+
+    @property
+    def is_responses(self) -> bool:
+        return self.path.endswith("/responses")
 
 
 @dataclass
@@ -65,6 +85,8 @@ class Fault:
     end_stream_after: int | None = None  # stream: send N chunks, then end cleanly without [DONE]
     corrupt_chunk: int | None = None  # stream: this chunk is not JSON
     content_filter_finish: bool = False  # a 200 whose finish_reason is content_filter
+    length_finish: bool = False  # Responses: incomplete at max_output_tokens
+    failed_response: bool = False  # Responses: status failed (a stream: response.failed)
     trickle: float = 0.0  # seconds between pieces of the body (stream: of each event)
     trickle_bytes: int = 4  # bytes per piece when trickling
     trickle_from: int = 0  # stream: events before this one are sent whole
@@ -72,6 +94,16 @@ class Fault:
     stall_for: float = 0.0
     chunk_interval: float = 0.0  # stream: seconds between whole events
     hold: threading.Event | None = None  # answer only once the test sets it
+
+
+_AZURE_CHAT = re.compile(r"/openai/deployments/[^/]+/chat/completions")
+_AZURE = frozenset({"/openai/responses", "/openai/v1/chat/completions", "/openai/v1/responses"})
+#: OpenAI-compatible paths, also under a gateway's prefix (rLLM's ``/sessions/{id}/v1/...``).
+_OPENAI_PATH = re.compile(r"(?!/openai/)(/[^/]+)*/v1/(chat/completions|responses)")
+
+
+def _error(message: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None, **fields}}
 
 
 def _example_from_schema(schema: dict[str, Any]) -> Any:
@@ -204,12 +236,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if body.get("stream"):
             self._stream(request, fault)
+        elif request.is_responses:
+            self._send_json(200, owner.response(request, fault), None, fault)
         else:
             self._send_json(200, owner.completion(request, fault), None, fault)
 
     def _stream(self, request: RecordedRequest, fault: Fault | None) -> None:
         owner = self.server.owner
-        chunks = owner.chunks(request, fault)
+        if request.is_responses:
+            events = [(e["type"], e) for e in owner.response_events(request, fault)]
+        else:
+            events = [(None, chunk) for chunk in owner.chunks(request, fault)]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -220,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_slowly(f"{len(data):x}\r\n".encode() + data + b"\r\n", slow)
             self.wfile.flush()
 
-        for index, chunk in enumerate(chunks):
+        for index, (name, chunk) in enumerate(events):
             if fault is not None and fault.cut_stream_after == index:
                 self.close_connection = True
                 self.wfile.flush()
@@ -233,9 +270,11 @@ class _Handler(BaseHTTPRequestHandler):
             event = json.dumps(chunk).encode()
             if fault is not None and fault.corrupt_chunk == index:
                 event = event[: len(event) // 2]
-            send(b"data: " + event + b"\n\n", index)
+            prefix = f"event: {name}\n".encode() if name else b""
+            send(prefix + b"data: " + event + b"\n\n", index)
         else:
-            send(b"data: [DONE]\n\n")
+            if not request.is_responses:  # the Responses API sends no [DONE]
+                send(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -263,6 +302,8 @@ class AzureServer:
         self.deployments: set[str] | None = None  # None: any deployment exists
         self.api_versions: set[str] | None = None  # None: any api-version is supported
         self.reply = "Hello from the loopback server."
+        self.stored: set[str] = set()  # ids of Responses created with store on
+        self._response_ids = itertools.count(1)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -287,6 +328,7 @@ class AzureServer:
         self.api_keys = {"test-key"}
         self.deployments = None
         self.api_versions = None
+        self.stored = set()
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
         """Block until ``count`` requests have arrived (for tests that need calls in flight)."""
@@ -313,24 +355,28 @@ class AzureServer:
     # -- protocol --------------------------------------------------------------------------
 
     def check(self, request: RecordedRequest) -> tuple[int, dict[str, Any]] | None:
-        if not request.path.endswith("/chat/completions"):
+        path = request.path
+        known = _OPENAI_PATH.fullmatch(path) or _AZURE_CHAT.fullmatch(path) or path in _AZURE
+        if not known:
             return 404, {"error": {"code": "404", "message": "Resource not found"}}
-        azure = request.path.startswith("/openai/deployments/")
-        if azure and "api-version" not in request.query:
+        azure = path.startswith("/openai/")
+        v1 = path.startswith("/openai/v1/")
+        if v1 and "api-version" in request.query:
+            return 400, _error(
+                "The 'api-version' query parameter is not allowed when using the /v1 path.",
+                "invalid_request_error",
+            )
+        if azure and not v1 and "api-version" not in request.query:
             return 404, {"error": {"code": "404", "message": "Resource not found (api-version)"}}
         versions = self.api_versions
-        if azure and versions is not None and request.query["api-version"] not in versions:
+        if (
+            azure
+            and not v1
+            and versions is not None
+            and request.query["api-version"] not in versions
+        ):
             return 404, {"error": {"code": "404", "message": "Resource not found"}}
-        key = request.headers.get("api-key")
-        bearer = request.headers.get("authorization", "")
-        token = bearer[7:] if bearer.lower().startswith("bearer ") else None
-        if azure:
-            authorised = (key in self.api_keys) or (
-                token is not None and token.startswith("token-")
-            )
-        else:
-            authorised = token is not None
-        if not authorised:
+        if not self._authorised(request, azure):
             return 401, {
                 "error": {
                     "code": "401",
@@ -344,16 +390,45 @@ class AzureServer:
                     "message": "The API deployment for this resource does not exist.",
                 }
             }
+        previous = request.body.get("previous_response_id")
+        if request.is_responses and previous is not None and previous not in self.stored:
+            return 400, _error(
+                f"Previous response with id '{previous}' not found.",
+                "invalid_request_error",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
         return None
+
+    def _authorised(self, request: RecordedRequest, azure: bool) -> bool:
+        key = request.headers.get("api-key")
+        bearer = request.headers.get("authorization", "")
+        token = bearer[7:] if bearer.lower().startswith("bearer ") else None
+        if azure:
+            return (key in self.api_keys) or (token is not None and token.startswith("token-"))
+        return token is not None
+
+    def _last_user_text(self, request: RecordedRequest) -> str:
+        body = request.body
+        if request.is_responses:
+            items = body.get("input")
+            if isinstance(items, str):
+                return items
+            users = [i for i in items or () if isinstance(i, dict) and i.get("role") == "user"]
+            content = users[-1].get("content") if users else ""
+            if isinstance(content, list):
+                return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+        messages = body.get("messages") or [{}]
+        return str(messages[-1].get("content") or "")
 
     def _message(self, request: RecordedRequest) -> dict[str, Any]:
         body = request.body
-        messages = body.get("messages") or [{}]
-        last = messages[-1].get("content") or ""
+        last = self._last_user_text(request)
         tools = body.get("tools") or []
-        if tools and "use a tool" in str(last):
-            function = tools[0]["function"]
-            arguments = _example_from_schema(function.get("parameters", {"type": "object"}))
+        if tools and "use a tool" in last:
+            tool = tools[0].get("function", tools[0])
+            arguments = _example_from_schema(tool.get("parameters", {"type": "object"}))
             return {
                 "role": "assistant",
                 "content": None,
@@ -361,13 +436,17 @@ class AzureServer:
                     {
                         "id": "call_1",
                         "type": "function",
-                        "function": {"name": function["name"], "arguments": json.dumps(arguments)},
+                        "function": {"name": tool["name"], "arguments": json.dumps(arguments)},
                     }
                 ],
             }
-        response_format = body.get("response_format") or {}
+        if request.is_responses:
+            response_format = (body.get("text") or {}).get("format") or {}
+            schema = response_format.get("schema", {})
+        else:
+            response_format = body.get("response_format") or {}
+            schema = (response_format.get("json_schema") or {}).get("schema", {})
         if response_format.get("type") == "json_schema":
-            schema = response_format["json_schema"].get("schema", {})
             return {"role": "assistant", "content": json.dumps(_example_from_schema(schema))}
         if response_format.get("type") == "json_object":
             return {"role": "assistant", "content": json.dumps({"reply": self.reply})}
@@ -457,6 +536,149 @@ class AzureServer:
         for index, chunk in enumerate(chunks):
             _engine_fields(request.body, chunk, first=index == 0)
         return chunks
+
+    # -- the Responses API ------------------------------------------------------------------
+
+    def _response_base(self, request: RecordedRequest) -> dict[str, Any]:
+        body = request.body
+        response_id = f"resp_{next(self._response_ids)}"
+        if body.get("store", True):
+            with self.lock:
+                self.stored.add(response_id)
+        return {
+            "id": response_id,
+            "object": "response",
+            "created_at": 1700000000,
+            "status": "in_progress",
+            "model": body.get("model", "unknown"),
+            "output": [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": body.get("tools") or [],
+            "previous_response_id": body.get("previous_response_id"),
+            "store": body.get("store", True),
+            "error": None,
+            "incomplete_details": None,
+            "usage": None,
+        }
+
+    def _output(self, request: RecordedRequest, fault: Fault | None) -> list[dict[str, Any]]:
+        message = self._message(request)
+        if message.get("tool_calls"):
+            function = message["tool_calls"][0]["function"]
+            return [
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_1",
+                    "name": function["name"],
+                    "arguments": function["arguments"],
+                    "status": "completed",
+                }
+            ]
+        text = "" if fault is not None and fault.content_filter_finish else message["content"]
+        if fault is not None and fault.length_finish:
+            text = text[:12]
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        return [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
+        ]
+
+    def _finish(self, response: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        response = {
+            **response,
+            "status": "completed",
+            "usage": {
+                "input_tokens": 5,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": 7,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 12,
+            },
+        }
+        if fault is not None and fault.failed_response:
+            error = {"code": "server_error", "message": "The model failed to answer."}
+            response.update(status="failed", error=error, output=[])
+        elif fault is not None and (fault.content_filter_finish or fault.length_finish):
+            reason = "content_filter" if fault.content_filter_finish else "max_output_tokens"
+            response.update(status="incomplete", incomplete_details={"reason": reason})
+        return response
+
+    def response(self, request: RecordedRequest, fault: Fault | None = None) -> dict[str, Any]:
+        """The JSON of a (non-streamed) Response."""
+        response = self._response_base(request)
+        response["output"] = self._output(request, fault)
+        return self._finish(response, fault)
+
+    def response_events(
+        self, request: RecordedRequest, fault: Fault | None = None
+    ) -> list[dict[str, Any]]:
+        """A streamed Response: its typed events, in the order the API sends them."""
+        started = self._response_base(request)
+        output = self._output(request, fault)
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": started},
+            {"type": "response.in_progress", "response": started},
+        ]
+        for index, item in enumerate(output):
+            events += _item_events(index, item)
+        done = self._finish({**started, "output": output}, fault)
+        final = {
+            "completed": "response.completed",
+            "incomplete": "response.incomplete",
+            "failed": "response.failed",
+        }[done["status"]]
+        events.append({"type": final, "response": done})
+        return [{**event, "sequence_number": n} for n, event in enumerate(events)]
+
+
+def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events that stream one output item (a message's text, or a function call)."""
+    where = {"output_index": index, "item_id": item["id"]}
+    if item["type"] == "function_call":
+        arguments = item["arguments"]
+        return [
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": {**item, "arguments": "", "status": "in_progress"},
+            },
+            *(
+                {"type": "response.function_call_arguments.delta", **where, "delta": piece}
+                for piece in (arguments[i : i + 10] for i in range(0, len(arguments), 10))
+            ),
+            {"type": "response.function_call_arguments.done", **where, "arguments": arguments},
+            {"type": "response.output_item.done", "output_index": index, "item": item},
+        ]
+    text = item["content"][0]["text"]
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    part_at = {**where, "content_index": 0}
+    return [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": {**item, "content": [], "status": "in_progress"},
+        },
+        {"type": "response.content_part.added", **part_at, "part": part},
+        *(
+            {
+                "type": "response.output_text.delta",
+                **part_at,
+                "delta": text[i : i + 10],
+                "logprobs": [],
+            }
+            for i in range(0, len(text), 10)
+        ),
+        {"type": "response.output_text.done", **part_at, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **part_at, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": index, "item": item},
+    ]
 
 
 #: The prompt's token ids a vLLM-like server reports (``return_token_ids``).

@@ -332,6 +332,13 @@ def assert_success(result: Any, kind: str, scenario: Scenario) -> None:
 )
 def test_fault(server: AzureServer, scenario: Scenario, kind: str, use_async: bool) -> None:
     model = make_model(server, kind, max_retries=scenario.retries, timeout=scenario.timeout)
+    check_fault(server, scenario, kind, use_async, model)
+
+
+def check_fault(
+    server: AzureServer, scenario: Scenario, kind: str, use_async: bool, model: AzureOpenAIModel
+) -> None:
+    """Run ``scenario`` down ``kind``'s path; check the outcome, the time and the requests."""
     server.add_faults(*scenario.faults)
     expect = scenario.expect_by_kind.get(kind, scenario.expect)
     start = time.monotonic()
@@ -766,3 +773,124 @@ def test_server_trickling_after_a_slow_reader_paused_times_out(
         asyncio.run(async_read()) if use_async else sync_read()
     assert 0.9 < time.monotonic() - start < 3.5  # 0.6 s paused + 0.4 s waiting; not 15 s
     model.close()
+
+
+# -- the same faults on the Responses API (api = "responses") -----------------------------------
+
+#: Scenarios whose wire and outcome are the same on the Responses API.
+SAME_ON_RESPONSES = frozenset(
+    {
+        "429 retry-after-ms",
+        "429 exhausted",
+        "500 exhausted",
+        "reset exhausted",
+        "no headers within timeout",
+        "trickled body",
+        "stream connection dropped mid-body",
+        "content filter 400",
+        "content filter finish_reason",
+        "401 wrong key",
+    }
+)
+RESPONSES_SCENARIOS = [s for s in SCENARIOS if s.name in SAME_ON_RESPONSES] + [
+    Scenario(
+        "slow stream, every event within timeout",
+        [Fault(chunk_interval=0.1)],
+        None,
+        kinds=STREAMING,
+        timeout=0.5,
+        requests=1,
+        budget=5.0,
+    ),
+    Scenario(
+        "stream ended cleanly without response.completed",
+        [Fault(end_stream_after=5)],
+        IncompleteStreamError,
+        kinds=STREAMING,
+        message=r"ended after 5 event\(s\) without response\.completed or response\.incomplete",
+    ),
+    Scenario(
+        "corrupt event mid-stream",
+        [Fault(corrupt_chunk=2)],
+        BackendError,
+        kinds=STREAMING,
+        message="event 3 of the stream is not valid JSON .* after 2 valid chunk",
+    ),
+    Scenario(
+        "event stream of objects the SDK cannot type",
+        [stream_of('{"id": "x"}', '{"id": "y"}')],
+        IncompleteStreamError,
+        kinds=STREAMING,
+        message=r"after 2 event\(s\)",
+    ),
+    Scenario(
+        "invalid JSON body",
+        [Fault(body="{not json")],
+        BackendError,
+        message=r"response is not valid JSON .*'\{not json'|'application/json', not an event "
+        "stream of Responses API events",
+    ),
+    Scenario(
+        "HTML page with status 200",
+        [Fault(body="<html><body>Sign in</body></html>", headers={"Content-Type": "text/html"})],
+        BackendError,
+        message=r"not JSON \(33 characters, starting '<html>|'text/html', not an event stream",
+    ),
+    Scenario(
+        "JSON without output",
+        [Fault(body={"error": {"message": "quota exceeded"}})],
+        BackendError,
+        message=r"not a Responses API response: no `output` list \(its fields: error\); its error "
+        r"says 'quota exceeded'|not an event stream",
+    ),
+    Scenario(
+        "failed response",
+        [Fault(failed_response=True)],
+        BackendError,
+        expect_by_kind={"stream": openai.APIError, "stream-parse": openai.APIError},
+        message=r"the response failed \(code 'server_error': 'The model failed to answer\.'\)",
+    ),
+    Scenario(
+        "404 for an api_version without the Responses API",
+        [status(404, "Resource not found")],
+        openai.NotFoundError,
+        requests=1,
+        message=r"'2024-10-21' may not be supported by .* \(the Responses API needs "
+        r"\"2025-03-01-preview\" or later, or \"v1\"\)",
+    ),
+]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    "scenario, kind",
+    [pytest.param(s, k, id=f"{s.name}-{k}") for s in RESPONSES_SCENARIOS for k in s.kinds],
+)
+def test_responses_fault(
+    server: AzureServer, scenario: Scenario, kind: str, use_async: bool
+) -> None:
+    model = make_model(
+        server, kind, max_retries=scenario.retries, timeout=scenario.timeout, api_mode="responses"
+    )
+    check_fault(server, scenario, kind, use_async, model)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_401_renewal_on_every_responses_path(
+    server: AzureServer, kind: str, use_async: bool
+) -> None:
+    tokens = (f"token-{i}" for i in itertools.count())
+    model = make_model(
+        server,
+        kind,
+        api_key=None,
+        azure_ad_token_provider=lambda: next(tokens),
+        max_retries=0,
+        api_mode="responses",
+    )
+    server.add_faults(status(401, "Token expired"))
+    run_kind(model, kind, use_async)
+    seen = [r.headers["authorization"] for r in server.requests]
+    assert seen == ["Bearer token-0", "Bearer token-1"]
+    assert all(r.path == "/openai/responses" for r in server.requests)
