@@ -258,7 +258,11 @@ class ModelRegistry:
         provider = self._add_provider_clients(spec, runtime)
         for side in _CLIENT_SIDES:
             if side in runtime:
-                check_client(runtime[side], where=f"model {spec.name!r}, {side}")
+                check_client(
+                    runtime[side],
+                    where=f"model {spec.name!r}, {side}",
+                    api=spec.common.api,
+                )
         if not given and not provider:
             return None
         label = f"create({'=..., '.join(given)}=...)" if given else f"client provider {provider!r}"

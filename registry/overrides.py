@@ -130,16 +130,28 @@ def _missing_side_message(name: str, override: ClientOverride, is_async: bool) -
     )
 
 
-def check_client(client: Any, *, where: str, methods: tuple[str, ...] = ("create",)) -> None:
-    """Check that ``client.chat.completions`` has the methods a model will call."""
-    completions = getattr(getattr(client, "chat", None), "completions", None)
-    missing = [m for m in methods if not callable(getattr(completions, m, None))]
-    if missing:
-        raise ConfigError(
-            f"{where}: the client {type(client).__name__} has no chat.completions."
-            f"{', chat.completions.'.join(missing)}; an OpenAI-compatible client is needed "
-            "(openai.OpenAI, openai.AzureOpenAI or an object with the same methods)."
-        )
+def check_client(client: Any, *, where: str, api: str | None = None) -> None:
+    """Check that ``client`` has the method a model will call.
+
+    ``api`` is the model's API when known (``create(client=...)``): ``chat.completions.create``
+    for ``"chat_completions"``, ``responses.create`` for ``"responses"``. A scope serves models
+    of either API, so without ``api`` either method will do.
+    """
+    paths = {"chat_completions": ("chat", "completions"), "responses": ("responses",)}
+    wanted = [paths[api]] if api in paths else list(paths.values())
+    if any(callable(_attribute_path(client, (*path, "create"))) for path in wanted):
+        return
+    names = " or ".join(".".join((*path, "create")) for path in wanted)
+    raise ConfigError(
+        f"{where}: the client {type(client).__name__} has no {names}; an OpenAI-compatible "
+        "client is needed (openai.OpenAI, openai.AzureOpenAI or an object with the same methods)."
+    )
+
+
+def _attribute_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        obj = getattr(obj, name, None)
+    return obj
 
 
 def _scope(

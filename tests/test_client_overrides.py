@@ -336,6 +336,44 @@ def test_gateway_takes_every_path_of_every_backend(
         assert request.body["return_token_ids"] is True
 
 
+def test_responses_models_take_the_gateway_and_responses_only_clients(
+    write_settings: Callable[[str], Path], server: AzureServer, configured: AzureServer
+) -> None:
+    """A Responses model under a gateway posts to the gateway's /responses; a client that has
+    only ``responses.create`` serves it, and is refused for a chat model (nothing to call)."""
+    write_settings(
+        f"""
+        [models.r]
+        backend = "azure"
+        api = "responses"
+        deployment = "policy"
+        endpoint = "{configured.base_url}"
+        api_version = "2025-04-01-preview"
+        api_key = "test-key"
+        [models.c]
+        backend = "azure"
+        deployment = "policy"
+        endpoint = "{configured.base_url}"
+        api_version = "2024-10-21"
+        api_key = "test-key"
+        """
+    )
+    model = create_model("r")
+    with gateway(server):
+        assert "You said: Hello" in text(model.run(MESSAGES))
+        assert "You said: Hello" in text(asyncio.run(model.arun(MESSAGES)))
+    assert [r.path for r in server.requests] == ["/sessions/s1/v1/responses"] * 2
+    sdk = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="own-key", max_retries=0)
+    responses_only = type("ResponsesOnly", (), {"responses": sdk.responses})()
+    assert "You said: Hello" in text(create_model("r", client=responses_only).run(MESSAGES))
+    assert server.requests[-1].path == "/v1/responses"
+    with pytest.raises(ConfigError, match=r"model 'c', client: .* no chat\.completions\.create"):
+        create_model("c", client=responses_only)
+    with override_clients(client=responses_only):
+        assert "You said: Hello" in text(model.run(MESSAGES))
+    assert configured.requests == []
+
+
 @pytest.mark.usefixtures("plugin")
 def test_gateway_fields_win_over_the_request(server: AzureServer) -> None:
     model = create_model("echo")  # config temperature = 0.3
