@@ -21,6 +21,7 @@ from registry.wire import credential_secret
 if TYPE_CHECKING:
     from backends.capabilities import ModelCapabilities
     from backends.token_counting import BaseTokenCounter
+    from registry.routing.plan import RoutingPlan
     from registry.spec import ModelSpec
 
 __all__ = [
@@ -77,6 +78,8 @@ class BaseModelBackend(ABC):
     # Class-level defaults: a subclass that skips __init__ still works.
     _clients: ClientOverride | None = None
     _routed: Any = None
+    #: The model's pool and fallbacks (:meth:`use_routing`), or None: calls go to ``_run``.
+    _routing: Any = None
     _client_limits: tuple[float, int] = (180.0, 3)
     _model_config: Redacted = Redacted()
     #: Count the prompt before each request and refuse one that cannot fit the context window
@@ -309,6 +312,9 @@ class BaseModelBackend(ABC):
                     is_async=False,
                     via_client=True,
                 )
+            if self._routing is not None and not self._overridden_call():
+                result = self._routing.run(messages, response_format, tools, config)
+                return checked_result(self, result, is_async=False)
             return checked_result(self, self._run(messages, response_format, tools), is_async=False)
         finally:
             if token is not None:
@@ -328,6 +334,9 @@ class BaseModelBackend(ABC):
             if routed is not None:
                 result = await routed._arun(messages, response_format, tools)
                 return checked_result(self, result, is_async=True, via_client=True)
+            if self._routing is not None and not self._overridden_call():
+                result = await self._routing.arun(messages, response_format, tools, config)
+                return checked_result(self, result, is_async=True)
             result = await self._arun(messages, response_format, tools)
             return checked_result(self, result, is_async=True)
         finally:
@@ -373,6 +382,28 @@ class BaseModelBackend(ABC):
                 limits[0] if timeout is None else timeout,
                 limits[1] if max_retries is None else max_retries,
             )
+
+    def use_routing(self, plan: RoutingPlan | None) -> None:
+        """Send this model's calls through ``plan``: its pool's deployments, then its fallbacks.
+
+        The registry calls it for a model with ``[[models.NAME.deployments]]`` or fallbacks. A
+        client override bypasses it (the override's client or gateway is the deployment).
+        """
+        if plan is None:
+            self._routing = None
+            return
+        from backends.pooled import RoutedCalls
+
+        self._routing = RoutedCalls(self, plan)
+
+    @property
+    def routing_plan(self) -> RoutingPlan | None:
+        """The model's pool and fallbacks (see :meth:`use_routing`), or None."""
+        return None if self._routing is None else self._routing.plan
+
+    def _overridden_call(self) -> bool:
+        """Whether a client override applies to this model's calls now."""
+        return self._clients is not None or active_override() is not None
 
     def override_client(self, *, is_async: bool) -> Any:
         """The client this call must go through, or None: use the backend's own connection.

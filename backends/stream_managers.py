@@ -19,7 +19,12 @@ from openai.lib.streaming.chat import (
     ChatCompletionStreamManager,
 )
 
-__all__ = ["AsyncStreamManager", "StreamManager"]
+__all__ = [
+    "AsyncRoutedStreamManager",
+    "AsyncStreamManager",
+    "RoutedStreamManager",
+    "StreamManager",
+]
 
 #: ``attempts(call)``: the model's attempt loop; ``call(completions)`` makes the SDK's manager.
 Attempts = Callable[[Callable[[Any], Any]], Any]
@@ -69,6 +74,52 @@ class AsyncStreamManager(AsyncChatCompletionStreamManager[Any]):
             return stream
 
         return await self._attempts(enter)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._manager is not None:
+            await self._manager.__aexit__(exc_type, exc, tb)
+
+
+class RoutedStreamManager(ChatCompletionStreamManager[Any]):
+    """A routed model's stream-parse manager: ``__enter__`` routes the call.
+
+    ``enter()`` tries the model's deployments and fallbacks (:mod:`backends.pooled`) until one
+    manager is entered, and returns ``(manager, stream)``.
+    """
+
+    def __init__(self, enter: Callable[[], tuple[Any, Any]]) -> None:
+        self._enter = enter
+        self._manager: Any = None
+
+    def __enter__(self) -> Any:
+        self._manager, stream = self._enter()
+        return stream
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._manager is not None:
+            self._manager.__exit__(exc_type, exc, tb)
+
+
+class AsyncRoutedStreamManager(AsyncChatCompletionStreamManager[Any]):
+    """Async :class:`RoutedStreamManager`: ``enter()`` returns an awaitable."""
+
+    def __init__(self, enter: Callable[[], Awaitable[tuple[Any, Any]]]) -> None:
+        self._enter = enter
+        self._manager: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._manager, stream = await self._enter()
+        return stream
 
     async def __aexit__(
         self,

@@ -8,7 +8,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from backends.base import BaseModelBackend
     from backends.capabilities import ModelCapabilities
     from backends.token_counting import BaseTokenCounter
+    from registry.routing.plan import FallbackRules, RoutingPlan
 
 __all__ = ["Explanation", "ModelRegistry", "create_model"]
 
@@ -53,6 +54,30 @@ def _warn_orphans(settings: Settings, env: str | None) -> None:
                 continue
             _warned_orphans.add(variable)
         warnings.warn(message, RegistryWarning, stacklevel=4)
+
+
+def _configure(model: BaseModelBackend, spec: ModelSpec, context: BuildContext) -> None:
+    """What every model built from ``spec`` gets besides its constructor's arguments."""
+    model.use_token_counter_factory(context.token_counter_factory)
+    if spec.common.capabilities:
+        model.use_capabilities(spec.common.capabilities)
+    model.use_capability_layers(context.capability_layers)
+    if spec.common.check_context:
+        model.check_context = True
+    if not model.sources:
+        model.sources = spec.sources
+
+
+def _fallback_rules(spec: ModelSpec) -> FallbackRules:
+    from registry.routing.plan import FallbackRules
+
+    common = spec.common
+    return FallbackRules(
+        tuple(common.fallbacks),
+        tuple(common.context_window_fallbacks),
+        tuple(common.content_policy_fallbacks),
+        common.max_fallback_depth,
+    )
 
 
 @dataclass(frozen=True)
@@ -212,16 +237,10 @@ class ModelRegistry:
             capability_layers=self._capability_layers,
         )
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
-        common = spec.common
-        model.use_clients(clients, timeout=common.timeout, max_retries=common.max_retries)
-        model.use_token_counter_factory(context.token_counter_factory)
-        if spec.common.capabilities:
-            model.use_capabilities(spec.common.capabilities)
-        model.use_capability_layers(context.capability_layers)
-        if spec.common.check_context:
-            model.check_context = True
-        if not model.sources:
-            model.sources = spec.sources
+        _configure(model, spec, context)
+        model.use_clients(clients, timeout=spec.common.timeout, max_retries=spec.common.max_retries)
+        if spec.deployments or _fallback_rules(spec):
+            model.use_routing(self._routing_plan(spec, context))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "created model %r (backend %r, env %r) from %s; runtime objects: %s",
@@ -232,6 +251,34 @@ class ModelRegistry:
                 sorted(runtime) or "none",
             )
         return model
+
+    def _routing_plan(self, spec: ModelSpec, context: BuildContext) -> RoutingPlan:
+        """The model's pool (a backend per deployment, SDK retries 0) and its fallbacks."""
+        from registry.routing.from_spec import pool_for
+        from registry.routing.plan import RoutingPlan
+
+        common = spec.common
+        pool = None
+        members: dict[str, BaseModelBackend] = {}
+        if spec.deployments:
+            pool = pool_for(spec, self.settings.options)
+            backend_cls = self.plugins.backend(spec.backend)
+            single = common.model_copy(update={"max_retries": 0})
+            for deployment, member in zip(pool.deployments, spec.deployments, strict=True):
+                member_spec = replace(spec, options=member.options, common=single, deployments=())
+                built: BaseModelBackend = backend_cls.from_spec(member_spec, context)
+                _configure(built, member_spec, context)
+                members[deployment.id] = built
+        timeout = common.timeout
+        return RoutingPlan(
+            spec.name,
+            pool,
+            members,
+            _fallback_rules(spec),
+            self.create,
+            max_retries=common.max_retries,
+            budget=None if timeout is None else timeout * (common.max_retries + 1),
+        )
 
     def token_counter(self, name: str | None = None, **overrides: Any) -> BaseTokenCounter:
         """The token counter a model would use, without building the model (no credentials)."""

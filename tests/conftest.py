@@ -16,6 +16,7 @@ import pytest
 from registry import factory
 from registry.gateways import gateway_pool
 from registry.plugins import reset_plugin_host
+from registry.routing.stores import close_shared_state_stores
 from tests.azure_server import AzureServer
 
 _PREFIXES = ("MODELREG_", "AZURE_", "OPENAI_")
@@ -51,6 +52,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     # connections must not stay open into the next test, which may count them.
     factory._shared_pool.close()
     gateway_pool().close()
+    close_shared_state_stores()  # a pool's cooldowns must not outlive the test that set them
 
 
 @pytest.fixture(scope="session")
