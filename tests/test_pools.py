@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from registry.errors import ContextWindowExceededError, NoDeploymentAvailableErr
 from registry.overrides import override_clients
 from registry.routing.served import served_calls
 from tests.azure_server import AzureServer, Fault
-from tests.helpers import modelreg
+from tests.helpers import modelreg, readme_block
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hello"}]
 REGIONS = ("east", "west", "backup")
@@ -200,6 +203,17 @@ def test_a_stream_fails_over_before_its_first_chunk(
     assert asked(regions) == {"east": 1, "west": 1, "backup": 0}
 
 
+def test_a_stream_cut_before_its_first_chunk_fails_over(
+    regions: dict[str, AzureServer], pool: Callable[..., Any]
+) -> None:
+    """The 200 arrived, then the connection broke before any chunk: still the attempt's failure."""
+    model = pool(routing='"ordered"', config="{ stream = true }")
+    regions["east"].add_faults(Fault(cut_stream_after=0))
+    pieces = [c.choices[0].delta.content or "" for c in model.run(MESSAGES) if c.choices]
+    assert "".join(pieces).startswith("west")
+    assert asked(regions) == {"east": 1, "west": 1, "backup": 0}
+
+
 def test_a_stream_cut_after_its_first_chunk_raises_and_is_never_resent(
     regions: dict[str, AzureServer], pool: Callable[..., Any]
 ) -> None:
@@ -276,9 +290,11 @@ def test_a_client_override_bypasses_the_pool(
 ) -> None:
     model = pool()
     gateway = f"{regions['backup'].base_url}/v1"
-    with override_clients(base_url=gateway, api_key="rl-key", allow_http=True):
+    scope = override_clients(base_url=gateway, api_key="rl-key", allow_http=True)
+    with served_calls() as served, scope:
         assert text(model.run(MESSAGES)).startswith("backup")
     assert asked(regions) == {"east": 0, "west": 0, "backup": 1}
+    assert served == []  # the pool never saw the call
 
 
 # -- fallbacks by name --------------------------------------------------------------------------
@@ -386,14 +402,16 @@ def test_fallback_depth_is_bounded(
         assert [r.path.split("/")[3] for r in east.requests] == reached
 
 
+@pytest.mark.parametrize("is_async", [False, True])
 def test_a_call_never_returns_to_a_model_it_left(
-    regions: dict[str, AzureServer], write_settings: Callable[[str], Path]
+    is_async: bool, regions: dict[str, AzureServer], write_settings: Callable[[str], Path]
 ) -> None:
     east = regions["east"]
     east.add_faults(*[Fault(500)] * 6)
     write_settings(models(east.base_url, {0: [1, 2], 1: [2], 2: []}))
+    model = create_model("m0")
     with pytest.raises(openai.InternalServerError):
-        asyncio.run(create_model("m0").arun(MESSAGES))
+        model.run(MESSAGES) if not is_async else asyncio.run(model.arun(MESSAGES))
     assert [r.path.split("/")[3] for r in east.requests] == ["d0", "d1", "d2"]
 
 
@@ -442,3 +460,45 @@ def test_routes_shows_each_deployment_with_its_weight_and_state(
     not_a_pool = modelreg("routes", "backup")
     assert not_a_pool.returncode == 1 and "is not a pool" in not_a_pool.stderr
     assert "Traceback" not in not_a_pool.stderr
+
+
+# -- the README's pool example, run as written ---------------------------------------------------
+
+
+def test_readme_pool_settings_routes_and_served_calls(
+    regions: dict[str, AzureServer], isolated: Path
+) -> None:
+    """The README's settings with its two regions (and the fallback) moved onto loopback servers."""
+    toml = readme_block("so this is the first thing a team outgrows", "toml")
+    toml = toml.replace("https://contoso-eastus.openai.azure.com", regions["east"].base_url, 1)
+    toml = toml.replace("https://contoso-swedencentral.openai.azure.com", regions["west"].base_url)
+    toml = toml.replace("https://contoso-eastus.openai.azure.com", regions["backup"].base_url)
+    (isolated / "settings.toml").write_text(toml, encoding="utf-8")
+    keys = {"EASTUS_OPENAI_KEY": "test-key", "SWEDEN_OPENAI_KEY": "test-key"}
+    check = modelreg("check", env=keys)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for command in readme_block("client or gateway is then the deployment.", "bash").splitlines():
+        args = command.split("#")[0].split()
+        result = modelreg(*args[1:], env=keys)
+        assert result.returncode == 0, result.stderr
+        assert regions["west"].base_url[7:] + "/gpt-4o" in result.stdout
+    shown = modelreg("show", "chat", env=keys)
+    assert "[models.chat] deployment #2" in shown.stdout and "test-key" not in shown.stdout
+    regions["east"].add_faults(*[Fault(429, {"retry-after": "30"})] * 3)
+    code = readme_block("is recorded inside a `served_calls()` block", "python")
+    printed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=isolated,
+        env={**os.environ, **keys},
+        timeout=60,
+    )
+    assert printed.returncode == 0, printed.stderr
+    model, deployment, attempts = printed.stdout.split()
+    assert model == "chat"
+    # weighted: east (weight 2) first answers 429 and west serves on attempt 2, or west first
+    assert (deployment, attempts) in {
+        (regions["west"].base_url[7:] + "/gpt-4o", "2"),
+        (regions["west"].base_url[7:] + "/gpt-4o", "1"),
+    }

@@ -16,7 +16,9 @@ Modules, one job each:
 * :mod:`~registry.routing.policy` — the retry loop, as a policy that neither sleeps nor does I/O;
 * :mod:`~registry.routing.pool` — the pool tying them together, with ``call``/``acall``;
 * :mod:`~registry.routing.redis_state` — the state shared on Redis (``routing_state``);
-* :mod:`~registry.routing.stores` — one store per process and URL.
+* :mod:`~registry.routing.stores` — one store per process and URL;
+* :mod:`~registry.routing.plan` — a model's pool and fallbacks, and which error leads where;
+* :mod:`~registry.routing.served` — ``served_calls()``: which deployment answered.
 
 Importing this package imports none of them (names load on first use) and never ``redis``.
 """
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from registry.routing.policy import Attempts, Step
     from registry.routing.pool import Pool, resolve_strategy
     from registry.routing.redis_state import RedisStateStore
+    from registry.routing.served import Served, served_calls
     from registry.routing.state import (
         Cooldown,
         CooldownKind,
@@ -79,6 +82,7 @@ __all__ = [
     "Pool",
     "RedisStateStore",
     "RoutingStrategy",
+    "Served",
     "StateStore",
     "Step",
     "Verdict",
@@ -88,6 +92,7 @@ __all__ = [
     "failure_from_exception",
     "parse_duration",
     "resolve_strategy",
+    "served_calls",
     "server_cooldown",
     "shared_state_store",
 ]
@@ -107,6 +112,7 @@ _MODULES = {
     "registry.routing.policy": ["Attempts", "Step"],
     "registry.routing.pool": ["Pool", "resolve_strategy"],
     "registry.routing.redis_state": ["RedisStateStore"],
+    "registry.routing.served": ["Served", "served_calls"],
     "registry.routing.state": [
         "Cooldown",
         "CooldownKind",
