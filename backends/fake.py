@@ -41,7 +41,7 @@ from backends.results import chunks_from_text
 if TYPE_CHECKING:
     from registry.spec import ModelSpec
 
-__all__ = ["FakeModel", "FakeSettings", "example_instance"]
+__all__ = ["FakeFault", "FakeModel", "FakeSettings", "example_instance"]
 
 
 class FakeSettings(BackendSettings):
@@ -276,8 +276,8 @@ class _FakeStreamManager:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    async def __aenter__(self) -> Self:
-        return self
+    async def __aenter__(self) -> _AsyncFakeStream:
+        return _AsyncFakeStream(self)
 
     async def __aexit__(self, *exc: object) -> None:
         return None
@@ -296,3 +296,20 @@ class _FakeStreamManager:
         if self._cut is not None:
             raise self._cut
         return self._final
+
+
+class _AsyncFakeStream:
+    """What ``async with`` on the fake's manager gives, as the SDK's AsyncChatCompletionStream.
+
+    An async iterator whose ``get_final_completion`` is awaited.
+    """
+
+    def __init__(self, manager: _FakeStreamManager) -> None:
+        self._manager = manager
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._manager.__aiter__()
+
+    async def get_final_completion(self) -> Any:
+        """The parsed completion (a cut stream raises)."""
+        return self._manager.get_final_completion()
