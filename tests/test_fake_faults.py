@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from backends.fake import FakeFault, FakeModel, FakeSettings
+from backends.fake_faults import FaultScript
 from registry import BackendError, ConfigError, create_model
 from registry.routing import (
     CooldownKind,
@@ -172,45 +173,87 @@ def test_cut_stream_takes_its_reply() -> None:
     assert call(model, "stream", False) == "second"
 
 
+@pytest.mark.parametrize("is_async", [False, True], ids=["run", "arun"])
+def test_cut_parsed_stream_has_no_final_completion(is_async: bool) -> None:
+    model = FakeModel(faults=["cut"], name="chat")
+
+    async def final_async() -> Any:
+        async with await model.arun(MESSAGES, response_format=Answer, stream=True) as stream:
+            return await stream.get_final_completion()
+
+    def final_sync() -> Any:
+        with model.run(MESSAGES, response_format=Answer, stream=True) as stream:
+            return stream.get_final_completion()
+
+    with pytest.raises(FakeFault, match="cut"):
+        asyncio.run(final_async()) if is_async else final_sync()
+
+
 def test_request_refused_before_sending_consumes_no_fault() -> None:
     model = FakeModel(faults=["429"], name="chat")
     with pytest.raises(ConfigError):
-        model.run(MESSAGES, temperature=5)
-    assert model.faults_left == 1 and model.calls == []
+        model.run(MESSAGES, temperature=5)  # out of the API's range
+    # refused by the base model's rules, as a real backend refuses it before sending
+    reasoning = FakeModel("o3-mini", base_model="o3-mini", faults=["429"], name="r")
+    with pytest.raises(ConfigError, match="does not accept 'temperature'"):
+        reasoning.run(MESSAGES, temperature=0.5)
+    assert model.faults_left == reasoning.faults_left == 1
+    assert model.calls == reasoning.calls == []
+    with pytest.raises(FakeFault):  # the fault waits for a request that is sent
+        reasoning.run(MESSAGES)
 
 
-def test_threads_consume_exactly_the_script() -> None:
+def run_threads(worker: Callable[[int], None], count: int = 8) -> None:
+    """``worker(i)`` in ``count`` threads at once, switching as often as possible: races show."""
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
+    sys.setswitchinterval(1e-6)
     try:
-        script = [f"503 retry-after={i}" if i % 3 else "ok" for i in range(300)]
-        model = FakeModel(faults=script, name="chat")
-        raised: list[str] = []
-        answered: list[str] = []
-        lock = threading.Lock()
-
-        def worker() -> None:
-            for _ in range(50):
-                try:
-                    reply = call(model, "plain", False)
-                except FakeFault as fault:
-                    with lock:
-                        raised.append(fault.headers["retry-after"])
-                else:
-                    with lock:
-                        answered.append(reply)
-
-        threads = [threading.Thread(target=worker) for _ in range(8)]
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_threads_consume_exactly_the_script() -> None:
+    script = [f"503 retry-after={i}" if i % 3 else "ok" for i in range(300)]
+    model = FakeModel(faults=script, name="chat")
+    raised: list[str] = []
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def worker(_: int) -> None:
+        for _ in range(50):
+            try:
+                reply = call(model, "plain", False)
+            except FakeFault as fault:
+                with lock:
+                    raised.append(fault.headers["retry-after"])
+            else:
+                with lock:
+                    answered.append(reply)
+
+    run_threads(worker)
     # each fault raised exactly once; every other call (ok entries, then the rest) answered
     assert sorted(raised, key=int) == [str(i) for i in range(300) if i % 3]
     assert len(answered) == 400 - len(raised)
     assert model.faults_left == 0
+
+
+def test_script_taken_by_many_threads_yields_each_entry_once() -> None:
+    """The script itself, hammered: many more takes than calls through run() could make."""
+    total = 40_000
+    script = FaultScript("chat", ["500"] * total)
+    taken = [0] * 8
+
+    def worker(index: int) -> None:
+        while script.take() is not None:
+            taken[index] += 1
+
+    run_threads(worker, len(taken))
+    assert sum(taken) == total and script.left == 0
 
 
 # -- validation ---------------------------------------------------------------------------------
