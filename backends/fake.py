@@ -6,6 +6,13 @@ schema-valid instance for a pydantic ``response_format``, and a call of the firs
 tools are given and ``tool_call = true``. ``calls`` records each call, with the request
 settings in force (the model's config and the call's own).
 
+``faults`` scripts failures, one entry per call (``["429 retry-after=2", "ok"]``; the grammar
+is in :mod:`backends.fake_faults`): a call whose entry is a fault is recorded in ``calls`` and
+raises :class:`~backends.fake_faults.FakeFault`, which a pool classifies like the server's
+answer; ``cut`` streams the first chunk, then raises. A faulted call takes no reply from
+``replies`` (a cut stream does: it began to answer). Once the script is used up, calls answer
+normally; ``faults_left`` says how many entries remain.
+
 Under a client override the fake is routed like any plugin backend
 (:attr:`~backends.base.BaseModelBackend.client_overrides`): the call goes to the override's
 client and the fake does not answer. The fake stands in for a real deployment in an
@@ -22,18 +29,19 @@ import json
 import threading
 import types
 import typing
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from backends.base import BackendSettings, BaseModelBackend, BuildContext, Messages
+from backends.fake_faults import FakeFault, FaultScript, check_fault
 from backends.results import chunks_from_text
 
 if TYPE_CHECKING:
     from registry.spec import ModelSpec
 
-__all__ = ["FakeModel", "FakeSettings", "example_instance"]
+__all__ = ["FakeFault", "FakeModel", "FakeSettings", "example_instance"]
 
 
 class FakeSettings(BackendSettings):
@@ -42,6 +50,8 @@ class FakeSettings(BackendSettings):
     reply: str | None = None
     replies: list[str] = []
     tool_call: bool = False
+    #: One entry per call, in order (see :mod:`backends.fake_faults`); then normal answers.
+    faults: list[Annotated[str, BeforeValidator(check_fault)]] = []
 
 
 def _example_value(annotation: Any) -> Any:
@@ -94,10 +104,12 @@ class FakeModel(BaseModelBackend):
         reply: str | None = None,
         replies: list[str] | None = None,
         tool_call: bool = False,
+        faults: list[str] | None = None,
         name: str | None = None,
         base_model: str | None = None,
     ) -> None:
         super().__init__(model_type, model_config_dict, name=name, base_model=base_model)
+        self._faults = FaultScript(self.name, faults or [])
         self.reply = reply
         self._replies = itertools.cycle(replies) if replies else None
         self._lock = threading.Lock()
@@ -115,10 +127,16 @@ class FakeModel(BaseModelBackend):
             reply=options.reply,
             replies=list(options.replies),
             tool_call=options.tool_call,
+            faults=list(options.faults),
             name=spec.name,
             base_model=spec.common.model,
         )
         return model
+
+    @property
+    def faults_left(self) -> int:
+        """Entries of the ``faults`` script not consumed yet."""
+        return self._faults.left
 
     def _text(self, messages: Messages) -> str:
         with self._lock:
@@ -179,14 +197,6 @@ class FakeModel(BaseModelBackend):
         return list(chunks_from_text(pieces, model=self.model_type, id=completion.id))
 
     def _respond(self, messages: Messages, response_format: Any, tools: Any) -> Any:
-        self.calls.append(
-            {
-                "messages": messages,
-                "response_format": response_format,
-                "tools": tools,
-                "config": dict(self.model_config_dict),
-            }
-        )
         rf = (
             response_format
             if response_format is not None
@@ -202,13 +212,24 @@ class FakeModel(BaseModelBackend):
         """A completion, or (streaming) ``stream_of(chunks)`` or a stream manager."""
         request = dict(self.model_config_dict) | ({"tools": tools} if tools else {})
         self.prepared_request(messages, request)  # the base model's rules, as a real backend's
+        self.calls.append(
+            {
+                "messages": messages,
+                "response_format": response_format,
+                "tools": tools,
+                "config": dict(self.model_config_dict),
+            }
+        )
+        fault = self._faults.take()
+        if fault is not None and not (fault.cut and self.stream):
+            raise fault
         completion = self._respond(messages, response_format, tools)
         if not self.stream:
             return completion
         chunks = self._chunks(completion)
         if hasattr(completion.choices[0].message, "parsed"):
-            return _FakeStreamManager(chunks, completion)
-        return stream_of(chunks)
+            return _FakeStreamManager(chunks, completion, fault)
+        return stream_of(chunks if fault is None else _cut(chunks, fault))
 
     def _run(self, messages: Messages, response_format: Any = None, tools: Any = None) -> Any:
         return self._result(messages, response_format, tools, iter)
@@ -230,7 +251,13 @@ def _parsed(completion: Any, model: type[BaseModel]) -> Any:
     return ParsedChatCompletion[model].model_validate(data)  # type: ignore[valid-type]
 
 
-async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
+def _cut(chunks: list[Any], fault: FakeFault) -> Iterator[Any]:
+    """The first chunk, then the connection breaks."""
+    yield chunks[0]
+    raise fault
+
+
+async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
     for item in items:
         yield item
 
@@ -238,9 +265,10 @@ async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
 class _FakeStreamManager:
     """Stands in for the SDK's (Async)ChatCompletionStreamManager: iterate chunks, get the final."""
 
-    def __init__(self, chunks: list[Any], final: Any) -> None:
+    def __init__(self, chunks: list[Any], final: Any, cut: FakeFault | None = None) -> None:
         self._chunks = chunks
         self._final = final
+        self._cut = cut
 
     def __enter__(self) -> Self:
         return self
@@ -248,18 +276,40 @@ class _FakeStreamManager:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    async def __aenter__(self) -> Self:
-        return self
+    async def __aenter__(self) -> _AsyncFakeStream:
+        return _AsyncFakeStream(self)
 
     async def __aexit__(self, *exc: object) -> None:
         return None
 
+    def _stream(self) -> Iterator[Any]:
+        return iter(self._chunks) if self._cut is None else _cut(self._chunks, self._cut)
+
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._chunks)
+        return self._stream()
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return _aiter(self._chunks)
+        return _aiter(self._stream())
 
     def get_final_completion(self) -> Any:
-        """The parsed completion, as the SDK's manager returns it."""
+        """The parsed completion, as the SDK's manager returns it (a cut stream raises)."""
+        if self._cut is not None:
+            raise self._cut
         return self._final
+
+
+class _AsyncFakeStream:
+    """What ``async with`` on the fake's manager gives, as the SDK's AsyncChatCompletionStream.
+
+    An async iterator whose ``get_final_completion`` is awaited.
+    """
+
+    def __init__(self, manager: _FakeStreamManager) -> None:
+        self._manager = manager
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._manager.__aiter__()
+
+    async def get_final_completion(self) -> Any:
+        """The parsed completion (a cut stream raises)."""
+        return self._manager.get_final_completion()

@@ -31,7 +31,15 @@ of every replica for long.
 
 :class:`Failure` is the input: a status code, the rate-limit headers and the error code of a
 response, or a timeout or connection error. :func:`failure_from_exception` builds it from the
-openai SDK's exceptions (without importing the SDK).
+openai SDK's exceptions (without importing the SDK), httpx2's and the builtin timeout and
+connection errors.
+
+A backend that raises exceptions of its own (a plugin's, or the fake backend's scripted
+``faults``) says what they mean with a ``routing_failure`` attribute holding a
+:class:`Failure`: ``failure_from_exception`` returns it as it is, before any other rule. Build
+it with ``Failure.from_response(status, headers, code)`` for an answer, ``Failure(
+ErrorKind.TIMEOUT)`` or ``Failure(ErrorKind.CONNECTION)`` for none. An exception without one
+(or whose attribute is not a Failure) is classified by its type as before.
 """
 
 from __future__ import annotations
@@ -122,8 +130,13 @@ class Failure:
 def failure_from_exception(exc: BaseException) -> Failure:
     """The :class:`Failure` an exception stands for: the openai SDK's, httpx's, or builtins.
 
-    The SDK is not imported: if it is not loaded, ``exc`` cannot be one of its exceptions.
+    An exception's own ``routing_failure`` (a :class:`Failure`) comes first: the hook for
+    backends with exceptions of their own (see the module docstring). The SDK is not imported:
+    if it is not loaded, ``exc`` cannot be one of its exceptions.
     """
+    declared = getattr(exc, "routing_failure", None)
+    if isinstance(declared, Failure):
+        return declared
     openai = sys.modules.get("openai")
     if openai is not None:
         if isinstance(exc, openai.APITimeoutError):
