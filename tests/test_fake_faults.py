@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -526,7 +527,7 @@ def test_readme_fake_model_with_faults(isolated: Path) -> None:
     assert namespace["status"] == 429 and namespace["answer"] == "Hello from the fake."
 
 
-def test_readme_pool_of_fake_deployments_resolves(isolated: Path) -> None:
+def test_readme_pool_of_fake_deployments_fails_over(isolated: Path) -> None:
     settings = readme_block("A pool of two fake deployments", "toml")
     (isolated / "settings.toml").write_text(settings)
     shown = modelreg("--json", "show", "chat")
@@ -538,4 +539,12 @@ def test_readme_pool_of_fake_deployments_resolves(isolated: Path) -> None:
         "deployments.2.faults": [],
     }
     check = modelreg("check")
-    assert "faults" not in check.stdout + check.stderr
+    assert check.returncode == 0, check.stdout + check.stderr
+    code = readme_block("each deployment has its own script", "python")
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=isolated, timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.splitlines() == ["from swedencentral", "swedencentral after 2"]
+    routes = modelreg("routes", "chat")
+    assert "eastus" in routes.stdout and "swedencentral" in routes.stdout

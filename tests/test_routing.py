@@ -86,6 +86,7 @@ def test_labels_never_carry_credentials() -> None:
     label = deployment_label("https://user:s3cret@contoso.openai.azure.com:8443/x?api-key=k", "d")
     assert label == "contoso.openai.azure.com:8443/d"
     assert deployment_label("not a url", None) == "?"
+    assert deployment_label(None, "eastus") == "eastus"
 
 
 # -- strategies ---------------------------------------------------------------------------

@@ -34,6 +34,8 @@ def pool_for(spec: ModelSpec, options: LoadedOptions) -> Pool:
     deployments = []
     for member in spec.deployments:
         label = member_label(member.options, spec.common.model)
+        if label == "?":  # nothing names it (a fake deployment without a name): its position
+            label = f"deployment #{member.index}"
         seen[label] = seen.get(label, 0) + 1
         ident = label if seen[label] == 1 else f"{label}#{seen[label]}"
         deployments.append(Deployment(ident, label, member.weight))

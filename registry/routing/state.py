@@ -76,7 +76,10 @@ class Deployment:
 
 
 def deployment_label(endpoint: str | None, deployment: str | None = None) -> str:
-    """``host[:port]/deployment`` from an endpoint URL: never its user-info, path or query."""
+    """``host[:port]/deployment`` from an endpoint URL: never its user-info, path or query.
+
+    Without a usable endpoint, the deployment's name alone (``?`` when there is none either).
+    """
     host = ""
     if endpoint:
         try:
@@ -86,7 +89,8 @@ def deployment_label(endpoint: str | None, deployment: str | None = None) -> str
                 host = f"{host}:{parts.port}"
         except ValueError:
             host = ""
-    host = host or "?"
+    if not host:
+        return deployment or "?"
     return f"{host}/{deployment}" if deployment else host
 
 
