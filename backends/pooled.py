@@ -24,8 +24,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -209,8 +208,7 @@ def _note_fallbacks(exc: Exception, name: str, hops: list[str], why: str) -> Non
     exc.add_note(f"model {name!r} fell back to {tried} ({why}); none answered.")
 
 
-@dataclass(frozen=True)
-class _Call:
+class _Call(NamedTuple):
     """One call's arguments, and its settings (``run(..., seed=1)`` over the model's)."""
 
     messages: Messages
