@@ -23,15 +23,14 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel
 
 from backends.base import _CALL_CONFIG
 from registry.routing.plan import CallChain, RoutingPlan, active_chain, chain_scope
-from registry.routing.served import Served, record_served
+from registry.routing.served import Served, record_served, recording_served
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend, Messages
@@ -181,6 +180,8 @@ class RoutedCalls:
         return chain.next_hops(names), why
 
     def _record(self, deployment: Deployment | None, attempts: int, chain: CallChain) -> None:
+        if not recording_served():
+            return
         left = tuple(chain.visited[: chain.visited.index(self.plan.name)])
         label = None if deployment is None else deployment.label
         record_served(Served(self.plan.name, label, attempts, left))
@@ -197,7 +198,7 @@ class RoutedCalls:
 
 def _record_plain(model: Any, name: str, chain: CallChain) -> None:
     """Record a fallback that has no routing of its own (a routed one records itself)."""
-    if getattr(model, "routing_plan", None) is None:
+    if recording_served() and getattr(model, "routing_plan", None) is None:
         left = tuple(chain.visited[: chain.visited.index(name)])
         record_served(Served(name, None, 1, left))
 
@@ -207,8 +208,7 @@ def _note_fallbacks(exc: Exception, name: str, hops: list[str], why: str) -> Non
     exc.add_note(f"model {name!r} fell back to {tried} ({why}); none answered.")
 
 
-@dataclass(frozen=True)
-class _Call:
+class _Call(NamedTuple):
     """One call's arguments, and its settings (``run(..., seed=1)`` over the model's)."""
 
     messages: Messages
@@ -229,15 +229,19 @@ def _call_settings(owner: BaseModelBackend) -> Redacted | None:
     return call[1] if call is not None and call[0] is owner else None
 
 
-@contextmanager
-def _calling(model: BaseModelBackend, settings: Redacted | None) -> Iterator[None]:
+_NO_SETTINGS = nullcontext()
+
+
+def _calling(model: BaseModelBackend, settings: Redacted | None) -> AbstractContextManager[None]:
     """Give ``model`` the call's settings while it makes the call.
 
     Captured when ``run`` was called: a stream-parse manager is entered after ``run`` returned.
     """
-    if settings is None:
-        yield
-        return
+    return _NO_SETTINGS if settings is None else _with_settings(model, settings)
+
+
+@contextmanager
+def _with_settings(model: BaseModelBackend, settings: Redacted) -> Iterator[None]:
     token = _CALL_CONFIG.set((model, settings))
     try:
         yield
@@ -250,10 +254,12 @@ def _calling(model: BaseModelBackend, settings: Redacted | None) -> Iterator[Non
 
 def _ready(result: Any) -> Any:
     """``result`` once it has answered: a manager entered, a stream's first chunk read."""
+    if isinstance(result, BaseModel):  # a completion: answered (most calls; checked first)
+        return result
     if _is_manager(result, "__enter__"):
         return (result, result.__enter__())
     if hasattr(type(result), "__next__") or (
-        hasattr(type(result), "__iter__") and not isinstance(result, BaseModel | Mapping)
+        hasattr(type(result), "__iter__") and not isinstance(result, Mapping)
     ):
         return _PeekedStream(result)
     return result
@@ -261,6 +267,8 @@ def _ready(result: Any) -> Any:
 
 async def _aready(result: Any) -> Any:
     """Async :func:`_ready`."""
+    if isinstance(result, BaseModel):
+        return result
     if _is_manager(result, "__aenter__"):
         return (result, await result.__aenter__())
     if hasattr(type(result), "__anext__") or hasattr(type(result), "__aiter__"):

@@ -208,6 +208,18 @@ def _reply_body(api: str) -> bytes:
     return json.dumps(reply).encode()
 
 
+def in_process_transport(api: str = "chat_completions") -> Any:
+    """An httpx2 transport that answers every request in-process with a minimal reply of ``api``."""
+    import httpx2
+
+    body = _reply_body(api)
+    return httpx2.MockTransport(
+        lambda request: httpx2.Response(
+            200, content=body, headers={"content-type": "application/json"}
+        )
+    )
+
+
 def _in_process_overhead(calls: int, api: str = "chat_completions") -> tuple[float, float, float]:
     """The same comparison on an in-process httpx2 transport: only client-side work differs.
 
@@ -218,18 +230,9 @@ def _in_process_overhead(calls: int, api: str = "chat_completions") -> tuple[flo
     import openai
 
     from backends.azure import AzureOpenAIModel
-
-    body = _reply_body(api)
-    version = RESPONSES_VERSION if api == "responses" else "2024-10-21"
-
-    def transport() -> Any:
-        return httpx2.MockTransport(
-            lambda request: httpx2.Response(
-                200, content=body, headers={"content-type": "application/json"}
-            )
-        )
-
     from registry.http_clients import TimedHttpClient
+
+    version = RESPONSES_VERSION if api == "responses" else "2024-10-21"
 
     model = AzureOpenAIModel(  # on modelreg's timed client, as models without one get
         "d",
@@ -237,7 +240,7 @@ def _in_process_overhead(calls: int, api: str = "chat_completions") -> tuple[flo
         url="https://x.example.com",
         api_version=version,
         max_retries=0,
-        http_client=TimedHttpClient(transport=transport()),
+        http_client=TimedHttpClient(transport=in_process_transport(api)),
         api=api,
     )
     raw = openai.AzureOpenAI(
@@ -247,7 +250,7 @@ def _in_process_overhead(calls: int, api: str = "chat_completions") -> tuple[flo
         api_key="k",
         max_retries=0,
         timeout=180.0,
-        http_client=httpx2.Client(transport=transport()),
+        http_client=httpx2.Client(transport=in_process_transport(api)),
     )
 
     def ours_call() -> None:

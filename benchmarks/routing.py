@@ -6,6 +6,11 @@ The Redis rows start Debian's ``redis-server`` on a free loopback port (no persi
 compare, in adjacent alternating blocks, ``pool.pick()`` with a plain ``GET`` on a redis-py
 client of the same server. Without redis-server or the redis package they are left out, and
 the run says so on stderr.
+
+The one-deployment pool row puts ``run()`` on a model with a single
+``[[models.pooled.deployments]]`` against the same model without one, both on the in-process
+transport of :mod:`benchmarks.request_overhead`: what a pool adds to a call (a pick, the retry
+loop, the served record), not the network's noise.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import asyncio
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from benchmarks._util import Figure, paired_blocks
+from benchmarks.request_overhead import MESSAGES, in_process_transport
 
 TWO_REGIONS = [("chat#0", "eastus.example.com/gpt-4o", 2.0), ("chat#1", "sweden.example.com", 1.0)]
 
@@ -58,6 +66,77 @@ def _in_memory(quick: bool) -> Figure:
         floor * 1e6,
         "(reference) random.choices over the weights",
         "microseconds",
+    )
+
+
+#: One model in a pool of one deployment, and the same model without a pool.
+ONE_DEPLOYMENT_POOL = """
+[models.plain]
+backend = "azure"
+api_key = "k"
+api_version = "2024-10-21"
+endpoint = "https://x.example.com"
+deployment = "d"
+
+[models.pooled]
+backend = "azure"
+api_key = "k"
+api_version = "2024-10-21"
+
+[[models.pooled.deployments]]
+endpoint = "https://x.example.com"
+deployment = "d"
+"""
+
+
+def _in_process_registry(directory: Path) -> Any:
+    """A registry of ONE_DEPLOYMENT_POOL (empty ``.env``) whose HTTP clients answer in-process."""
+    from registry import ModelRegistry
+    from registry.http_clients import TimedHttpClient
+    from registry.pools import HttpClientPool
+    from registry.settings import load_settings
+
+    class InProcess(HttpClientPool):
+        def sync_client(self, key: str) -> Any:
+            with self._lock:
+                client = self._sync.get(key)
+                if client is None:
+                    client = self._sync[key] = TimedHttpClient(transport=in_process_transport())
+            return client
+
+    (directory / "settings.toml").write_text(ONE_DEPLOYMENT_POOL)
+    (directory / ".env").write_text("")
+    settings = load_settings(directory / "settings.toml", dotenv_path=directory / ".env")
+    return ModelRegistry(settings, pool=InProcess())
+
+
+def _one_deployment_pool(quick: bool) -> Figure:
+    """``run()`` through a pool of one deployment against the same model without a pool."""
+    with tempfile.TemporaryDirectory() as directory:
+        registry = _in_process_registry(Path(directory))
+        pooled, plain = registry.create("pooled"), registry.create("plain")
+    assert pooled.routing_plan is not None and plain.routing_plan is None
+
+    def pooled_call() -> None:
+        pooled.run(MESSAGES)
+
+    def plain_call() -> None:
+        plain.run(MESSAGES)
+
+    for _ in range(100):
+        pooled_call()
+        plain_call()
+    ours, raw, ratio = paired_blocks(pooled_call, plain_call, 400 if quick else 4000, 100)
+    registry.close()
+    return Figure(
+        "routing: run() through a one-deployment pool, in-process transport",
+        ours * 1e6,
+        "us/call",
+        raw * 1e6,
+        "the same model without a pool",
+        "<= 1.02x",
+        ratio <= 1.02,
+        paired_ratio=ratio,
     )
 
 
@@ -139,7 +218,7 @@ async def _async_figure(url: str, calls: int) -> Figure:
 
 
 def run(quick: bool) -> list[Figure]:
-    figures = [_in_memory(quick)]
+    figures = [_in_memory(quick), _one_deployment_pool(quick)]
     try:
         import redis  # noqa: F401
     except ImportError:

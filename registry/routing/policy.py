@@ -134,11 +134,15 @@ class Attempts:
                     f"before trying one again ({format_seconds(wait)}) outlasts the call's time "
                     f"budget ({format_seconds(left)} left)",
                 )
-            candidates = [
-                Candidate(states[i].deployment, i, states[i].in_flight, states[i].latency)
-                for i in fresh or available
-            ]
-            chosen = choose_deployment(self._strategy, self._rng, candidates)
+            indexes = fresh or available
+            if len(indexes) == 1:  # alone, it is chosen (the strategy is not asked)
+                chosen = states[indexes[0]].deployment
+            else:
+                candidates = [
+                    Candidate(states[i].deployment, i, states[i].in_flight, states[i].latency)
+                    for i in indexes
+                ]
+                chosen = choose_deployment(self._strategy, self._rng, candidates)
             self.attempts += 1
             return Step(chosen, wait)
         return self._wait_for_cooldown(states, left)

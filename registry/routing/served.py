@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["Served", "record_served", "served_calls"]
+__all__ = ["Served", "record_served", "recording_served", "served_calls"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,8 @@ def record_served(entry: Served) -> None:
     served = _SERVED.get()
     if served is not None:
         served.append(entry)
+
+
+def recording_served() -> bool:
+    """Whether a ``served_calls()`` block is active (else a call need not build its record)."""
+    return _SERVED.get() is not None
