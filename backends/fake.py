@@ -52,8 +52,6 @@ class FakeSettings(BackendSettings):
     tool_call: bool = False
     #: One entry per call, in order (see :mod:`backends.fake_faults`); then normal answers.
     faults: list[Annotated[str, BeforeValidator(check_fault)]] = []
-    #: A name for the deployment it stands in for: a pool's routes and ``served_calls()`` show it.
-    deployment: str | None = None
 
 
 def _example_value(annotation: Any) -> Any:

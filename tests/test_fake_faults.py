@@ -545,6 +545,6 @@ def test_readme_pool_of_fake_deployments_fails_over(isolated: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=isolated, timeout=60
     )
     assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.splitlines() == ["from swedencentral", "swedencentral after 2"]
+    assert printed.stdout.splitlines() == ["from swedencentral", "deployment #2 after 2"]
     routes = modelreg("routes", "chat")
-    assert "eastus" in routes.stdout and "swedencentral" in routes.stdout
+    assert "deployment #1" in routes.stdout and "deployment #2" in routes.stdout
