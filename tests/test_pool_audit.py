@@ -147,3 +147,28 @@ def test_native_response_of_a_pool_s_stream(
     stream = asyncio.run(consume_async()) if is_async else consume()
     response = native_response(stream)
     assert response is not None and response.output_text.startswith("west")
+
+
+# -- modelreg routes when the shared state cannot be read ----------------------------------------
+
+
+def test_routes_says_when_redis_is_unreachable(
+    regions: dict[str, AzureServer],
+    write_settings: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It printed "state shared" and every deployment "available": states it had not read."""
+    pytest.importorskip("redis")
+    write_settings(settings(regions))
+    monkeypatch.setenv("MODELREG_ROUTING_STATE", "redis://:sk-PLANTED-pw@127.0.0.1:1/0")
+    table = modelreg("routes", "chat")
+    assert table.returncode == 1, table.stdout
+    assert "unreachable" in table.stdout and "available" not in table.stdout
+    shown = modelreg("routes", "chat", "--json")
+    assert shown.returncode == 1
+    data = json.loads(shown.stdout)
+    assert data["state"] == "unreachable"
+    assert all(d["available"] is None for d in data["deployments"])
+    for result in (table, shown):
+        assert "Traceback" not in result.stderr
+        assert "PLANTED" not in result.stdout + result.stderr
