@@ -11,8 +11,8 @@ the call as it would without a pool: an RL framework's client or gateway is the 
   :mod:`registry.routing.plan` rules (which list, how deep, never back).
 * A stream counts as answered once its first chunk has arrived: until then a failure moves
   it to another deployment or a fallback; after, the error reaches the caller (no chunk is
-  ever sent twice). A stream-parse manager is answered once entered: the whole routing
-  happens in ``__enter__``.
+  ever sent twice). A stream-parse manager is answered once entered and its first chunk
+  read: the whole routing happens in ``__enter__``.
 
 Each failover and fallback logs at INFO on ``modelreg.routing``; the model and deployment that
 answered are recorded for :func:`registry.routing.served.served_calls`.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -253,11 +254,16 @@ def _with_settings(model: BaseModelBackend, settings: Redacted) -> Iterator[None
 
 
 def _ready(result: Any) -> Any:
-    """``result`` once it has answered: a manager entered, a stream's first chunk read."""
+    """``result`` once it has answered: a stream's first chunk read (a manager's: entered)."""
     if isinstance(result, BaseModel):  # a completion: answered (most calls; checked first)
         return result
     if _is_manager(result, "__enter__"):
-        return (result, result.__enter__())
+        events = result.__enter__()
+        try:
+            return (result, _PeekedStream(events))
+        except BaseException:
+            result.__exit__(*sys.exc_info())  # the failed attempt's connection goes back
+            raise
     if hasattr(type(result), "__next__") or (
         hasattr(type(result), "__iter__") and not isinstance(result, Mapping)
     ):
@@ -270,7 +276,13 @@ async def _aready(result: Any) -> Any:
     if isinstance(result, BaseModel):
         return result
     if _is_manager(result, "__aenter__"):
-        return (result, await result.__aenter__())
+        events = _PeekedAsyncStream(await result.__aenter__())
+        try:
+            await events.peek()
+        except BaseException:
+            await result.__aexit__(*sys.exc_info())
+            raise
+        return (result, events)
     if hasattr(type(result), "__anext__") or hasattr(type(result), "__aiter__"):
         stream = _PeekedAsyncStream(result)
         await stream.peek()
@@ -283,8 +295,22 @@ def _is_manager(result: Any, enter: str) -> bool:
     return hasattr(cls, enter) and not hasattr(cls, "__next__") and not hasattr(cls, "__anext__")
 
 
+_OWN = frozenset({"_source", "_iterator", "_first"})
+
+
+def _delegated(peeked: Any, name: str) -> Any:
+    """The stream's attribute ``name`` (``_raw_stream`` too: ``native_response`` reads it)."""
+    if name in _OWN or (name.startswith("__") and name.endswith("__")):
+        raise AttributeError(name)
+    return getattr(peeked._source, name)
+
+
 class _PeekedStream:
-    """A stream whose first chunk has been read (errors before it are the attempt's)."""
+    """A stream whose first chunk has been read (errors before it are the attempt's).
+
+    Also a stream-parse manager's event stream: ``get_final_completion`` and the like go to
+    the SDK's stream, whose state already holds the peeked chunk.
+    """
 
     def __init__(self, source: Any) -> None:
         self._source = source
@@ -315,9 +341,7 @@ class _PeekedStream:
         self.close()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._source, name)
+        return _delegated(self, name)
 
 
 class _PeekedAsyncStream:
@@ -359,6 +383,4 @@ class _PeekedAsyncStream:
         await self.aclose()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._source, name)
+        return _delegated(self, name)

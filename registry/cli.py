@@ -282,12 +282,17 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
     pool = pool_for(spec, registry.settings.options)
     states = pool.snapshot(failures=True)
     options = registry.settings.options
-    if args.json:
-        shown = [{"id": s.deployment.id, **s.to_dict()} for s in states]
-        _print_json({"model": spec.name, "routing": spec.common.routing, "deployments": shown}, out)
-        return 0
     shared = options.get("routing_state") is not None
+    unread = not pool.store.reachable  # not the shared state: the process's own, empty one
+    if args.json:
+        shown = [{"id": s.deployment.id, **_route_dict(s, unread)} for s in states]
+        where = "unreachable" if unread else ("shared" if shared else "in-process")
+        data = {"model": spec.name, "routing": spec.common.routing, "state": where}
+        _print_json({**data, "deployments": shown}, out)
+        return 1 if unread else 0
     where = f"shared ({options.origin('routing_state')})" if shared else "in this process"
+    if unread:
+        where += f": {pool.store.where} is unreachable, so each deployment's state is unknown"
     out.write(escape_control(f"{spec.name}: {spec.common.routing} routing, state {where}") + "\n")
     rows = [["DEPLOYMENT", "WEIGHT", "STATE", "COOLDOWN LEFT", "RECENT FAILURES"]]
     for state in states:
@@ -296,13 +301,22 @@ def cmd_routes(args: argparse.Namespace, out: TextIO) -> int:
             [
                 state.deployment.label,
                 f"{state.deployment.weight:g}",
-                cooldown.kind.value if cooldown else "available",
+                "unknown" if unread else cooldown.kind.value if cooldown else "available",
                 f"{cooldown.remaining:.1f} s ({cooldown.reason})" if cooldown else "-",
-                str(state.failures or 0),
+                "?" if unread else str(state.failures or 0),
             ]
         )
     _table(rows, out)
-    return 0
+    return 1 if unread else 0
+
+
+def _route_dict(state: Any, unread: bool) -> dict[str, Any]:
+    """``routes --json``'s entry: what the store could not tell is null."""
+    shown = state.to_dict()
+    if unread:
+        unknown = ("available", "cooldown_remaining", "cooldown_kind", "cooldown_reason")
+        shown.update(dict.fromkeys((*unknown, "failures")))
+    return dict(shown)
 
 
 def _read_json(path: str, what: str) -> Any:

@@ -36,7 +36,7 @@ class DeploymentSpec:
 
     Attributes:
         index: its position in the list, from 1.
-        weight: its share of the ``weighted`` routing (a positive number).
+        weight: its share of the ``weighted`` routing (a number >= 0; 0: a standby).
         options: the backend's fields for it (the model's, with the entry's on top).
         sources: where the entry's own fields came from (``weight``, ``endpoint``...).
         secret_values: its fields whose value came from a secret store.
@@ -129,7 +129,7 @@ def split_deployments(
 
 
 def entry_weight(entry: Entry, name: str) -> float:
-    """An entry's ``weight`` (default 1)."""
+    """An entry's ``weight`` (default 1; 0 is a standby, used while every weighted one cools)."""
     sourced = entry.fields.get("weight")
     if sourced is None:
         return 1.0
@@ -139,9 +139,9 @@ def entry_weight(entry: Entry, name: str) -> float:
             value = float(value)
         except ValueError:
             value = None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
         raise ConfigError(
-            f"model {name!r}, field 'deployments' ({sourced.origin}): weight must be a positive "
-            "number (the value is not shown)."
+            f"model {name!r}, field 'deployments' ({sourced.origin}): weight must be a number "
+            "from 0 (a standby) to 1e9 (the value is not shown)."
         )
     return float(value)

@@ -103,8 +103,8 @@ def test_variables_in_entries(
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("weight = 2", "weight = -1"), "weight must be a positive number"),
-        (("weight = 2", 'weight = "sk-w"'), "weight must be a positive number"),
+        (("weight = 2", "weight = -1"), "weight must be a number from 0"),
+        (("weight = 2", 'weight = "sk-w"'), "weight must be a number from 0"),
         (("weight = 2", 'deploymnt = "x"'), "Did you mean 'deployment'"),
         (("weight = 2", 'model = "gpt-4o-mini"'), "share one base model"),
         (('"gpt-4o-se"', '"bad/name"'), "deployments.2.deployment"),

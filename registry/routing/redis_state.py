@@ -171,6 +171,11 @@ class RedisStateStore(StateStore):
     def __repr__(self) -> str:
         return f"RedisStateStore({self.where!r})"
 
+    @property
+    def reachable(self) -> bool:
+        """False while Redis is not answering (the process's own state stands in)."""
+        return not self._down
+
     def _client_options(self, retry_class: Any) -> dict[str, Any]:
         from redis.backoff import NoBackoff
         from redis.exceptions import ConnectionError as RedisConnectionError

@@ -206,6 +206,11 @@ class StateStore:
     #: Where the state is, for messages (``in-process``, a masked ``redis://`` URL).
     where = "in-process"
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the last read reached the store (a shared one may be down)."""
+        return True
+
     def cooldowns(self, pool: str, ids: Sequence[str]) -> list[Cooldown | None]:
         """The current cooldown of each deployment (None: available), read now."""
         raise NotImplementedError
