@@ -78,6 +78,7 @@ class Attempts:
         pool: the pool's name, for messages.
         strategy: the pool's routing strategy; ``rng`` its random generator.
         max_retries: attempts after the first (>= 0).
+        start: when the call started (the clock's reading); default: now.
         budget: seconds this call may take in all, waits included; None: no limit (then at
             most ``max_retries + 1`` waits).
     """
@@ -91,6 +92,7 @@ class Attempts:
         max_retries: int,
         budget: float | None,
         clock: Clock = time.monotonic,
+        start: float | None = None,
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError("max_retries must be a whole number >= 0")
@@ -99,7 +101,7 @@ class Attempts:
         self._strategy = strategy
         self._rng = rng
         self._clock = clock
-        self._deadline = None if budget is None else clock() + budget
+        self._deadline = None if budget is None else (clock() if start is None else start) + budget
         self._tried: set[str] = set()
         self._rounds = 0  # times a deployment already tried in this call was chosen again
         self._waits = 0
@@ -164,6 +166,15 @@ class Attempts:
         self._waits += 1
         self._tried.clear()  # the cooldown stands for the backoff: no second wait after it
         return Step(None, wait)
+
+    def started(self, deployment: Deployment) -> None:
+        """Count a first attempt the pool made on its own, as :meth:`next` would have chosen it.
+
+        (:meth:`registry.routing.pool.Pool.call` picks the first deployment itself — among the
+        available ones, by the strategy, exactly as :meth:`next` does before anything has
+        failed — and builds this policy only when that attempt fails.)
+        """
+        self.attempts += 1
 
     def failed(self, deployment: Deployment, verdict: Verdict) -> bool:
         """Record a failed attempt; True: try again (call :meth:`next`), False: give up.

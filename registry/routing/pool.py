@@ -256,7 +256,9 @@ class Pool:
 
     # -- the retry loop ---------------------------------------------------------------------
 
-    def attempts(self, *, max_retries: int, budget: float | None) -> Attempts:
+    def attempts(
+        self, *, max_retries: int, budget: float | None, start: float | None = None
+    ) -> Attempts:
         """A retry policy for one call (see :mod:`registry.routing.policy`)."""
         return Attempts(
             self.name,
@@ -265,6 +267,7 @@ class Pool:
             max_retries=max_retries,
             budget=budget,
             clock=self._clock,
+            start=start,
         )
 
     def call(
@@ -281,9 +284,22 @@ class Pool:
         worth retrying or the retries are spent, and NoDeploymentAvailableError (chained to
         the last attempt's exception, if any) when nothing can be tried in time.
         """
-        attempts = self.attempts(max_retries=max_retries, budget=budget)
+        start = self._clock()
         last: Exception | None = None
-        previous: Deployment | None = None
+        previous = self.pick()  # the first attempt needs no policy until it fails
+        if previous is not None:
+            try:
+                with self.track(previous):
+                    return send(previous)
+            except Exception as exc:
+                verdict = self.record_failure(previous, classify_error(exc))
+                attempts = self.attempts(max_retries=max_retries, budget=budget, start=start)
+                attempts.started(previous)
+                if not attempts.failed(previous, verdict):
+                    raise
+                last = exc
+        else:
+            attempts = self.attempts(max_retries=max_retries, budget=budget, start=start)
         while True:
             try:
                 step = attempts.next(self.snapshot())
@@ -316,9 +332,22 @@ class Pool:
         """:meth:`call` for async code: ``send(deployment)`` returns an awaitable."""
         import asyncio
 
-        attempts = self.attempts(max_retries=max_retries, budget=budget)
+        start = self._clock()
         last: Exception | None = None
-        previous: Deployment | None = None
+        previous = await self.apick()
+        if previous is not None:
+            try:
+                with self.track(previous):
+                    return await send(previous)
+            except Exception as exc:
+                verdict = await self.arecord_failure(previous, classify_error(exc))
+                attempts = self.attempts(max_retries=max_retries, budget=budget, start=start)
+                attempts.started(previous)
+                if not attempts.failed(previous, verdict):
+                    raise
+                last = exc
+        else:
+            attempts = self.attempts(max_retries=max_retries, budget=budget, start=start)
         while True:
             try:
                 step = attempts.next(await self.asnapshot())
