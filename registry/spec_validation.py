@@ -64,9 +64,13 @@ def _fallback_problems(
     names = model_names(settings, resolved.env)
     problems: list[Problem] = []
     for field_name in FALLBACK_FIELDS:
+        seen: set[str] = set()
         for index, name in enumerate(getattr(common, field_name)):
             target = names.canonical(name)
             path = f"{field_name}.{index}"
+            if target is not None and target in seen:
+                problems.append((path, "names a model already in the list: each is tried once"))
+            seen.add(target or name)
             if target is None:
                 problems.append(
                     (

@@ -176,6 +176,10 @@ def test_fallback_cycles_are_check_errors(write_settings: Callable[[str], Path])
         ),
         (('fallbacks = ["b"]', 'fallbacks = ["a"]'), "'fallbacks.0'.*names the model itself"),
         (
+            ('fallbacks = ["b"]', 'fallbacks = ["b", "bee"]'),
+            "'fallbacks.1'.*already in the list",
+        ),
+        (
             ('fallbacks = ["b"]', 'routing = "weigthed"'),
             "not a registered routing strategy.*'weighted'",
         ),
