@@ -32,6 +32,7 @@ from typing import Any, Protocol, Union
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from registry.errors import ConfigError, did_you_mean
+from registry.masking import shown_key
 from registry.validation import Problem, config_problems, non_finite_paths, validation_problems
 from registry.wire import check_header_values
 
@@ -183,7 +184,7 @@ class RequestConfig:
                 'api = "responses" for this model, or remove it'
             )
         return (
-            f"unknown config key {key!r}.{did_you_mean(str(key), allowed)} Accepted keys "
+            f"unknown config key {shown_key(key)}.{did_you_mean(str(key), allowed)} Accepted keys "
             f"(the installed openai SDK's {self._method()} parameters): "
             f"{', '.join(sorted(allowed))}."
         )
@@ -197,7 +198,9 @@ class RequestConfig:
         """Validate ``config``: the clean settings, or None and every problem."""
         allowed = self.keys()
         problems: list[Problem] = [
-            (f"config.{key}", self._unknown(key, allowed)) for key in config if key not in allowed
+            (f"config.{shown_key(key, quoted=False)}", self._unknown(key, allowed))
+            for key in config
+            if key not in allowed
         ]
         if problems:
             return None, problems

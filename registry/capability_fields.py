@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from registry.errors import did_you_mean
+from registry.masking import shown_key
 from registry.validation import Problem, not_a_bool, validate
 
 __all__ = [
@@ -106,8 +107,8 @@ def capability_problems(
     allowed = tuple(model.model_fields)
     problems: list[Problem] = [
         (
-            f"{prefix}{key}",
-            f"unknown capability {key!r}.{did_you_mean(str(key), allowed)} "
+            f"{prefix}{shown_key(key, quoted=False)}",
+            f"unknown capability {shown_key(key)}.{did_you_mean(str(key), allowed)} "
             f"Known: {', '.join(allowed)}.",
         )
         for key in data
@@ -117,8 +118,9 @@ def capability_problems(
     if isinstance(image, Mapping):
         problems += [
             (
-                f"{prefix}image_tokens.{key}",
-                f"unknown image rule field {key!r}.{did_you_mean(str(key), IMAGE_RULE_KEYS)} "
+                f"{prefix}image_tokens.{shown_key(key, quoted=False)}",
+                f"unknown image rule field {shown_key(key)}"
+                f".{did_you_mean(str(key), IMAGE_RULE_KEYS)} "
                 f"Known: {', '.join(IMAGE_RULE_KEYS)}.",
             )
             for key in image

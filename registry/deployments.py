@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from registry.errors import ConfigError, did_you_mean
 from registry.layers import Fields, Sourced
-from registry.masking import escape_control
+from registry.masking import shown_key
 from registry.precedence import DEFAULTS_LEVEL
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _entry(
         if key not in allowed:
             raise ConfigError(
                 f"model {resolved.name!r} ({origin}): unknown field "
-                f"{escape_control(repr(key))} in a deployment.{did_you_mean(str(key), allowed)} "
+                f"{shown_key(key)} in a deployment.{did_you_mean(str(key), allowed)} "
                 f"A deployment may set: {', '.join(sorted(allowed))}."
             )
     fields = {k: v for k, v in resolved.fields.items() if k in backend_fields}

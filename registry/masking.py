@@ -174,6 +174,26 @@ def shown_name(value: object) -> str:
     return "(invalid: see modelreg check)"
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+HIDDEN_KEY = "(a key that looks like a pasted value, not shown)"
+
+
+def shown_key(key: object, *, quoted: bool = True) -> str:
+    """An unknown settings key as a message may show it: quoted, or a placeholder.
+
+    A key is shown only if it looks like a field name: a secret pasted on the wrong side of
+    ``=`` (``sk-...`` or 32 hex digits as a key) must not print in "unknown field" messages.
+    """
+    if (
+        isinstance(key, str)
+        and _FIELD_NAME.fullmatch(key)
+        and sum(c.isdigit() for c in key) < 6
+        and not key.lower().startswith("sk-")
+    ):
+        return repr(key) if quoted else key
+    return HIDDEN_KEY if quoted else "(hidden)"
+
+
 def escape_control(text: str, *, keep: str = "") -> str:
     r"""``text`` with control characters and line breaks written as escapes (``\\n``, ``\\x1b``).
 

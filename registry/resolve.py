@@ -36,7 +36,7 @@ from registry.layers import (
     model_names,
     plain,
 )
-from registry.masking import escape_control, is_secret_name
+from registry.masking import is_secret_name, shown_key
 from registry.precedence import CONVENTIONAL_LEVEL, DEFAULTS_LEVEL
 from registry.settings import Settings
 from registry.spec import (
@@ -197,7 +197,7 @@ def _set_aside_foreign(catalog: BackendCatalog, resolved: Resolved) -> None:
             everything = allowed if sourced.level != DEFAULTS_LEVEL else _every_field(catalog)
             raise ConfigError(
                 f"model {resolved.name!r} ({sourced.origin}): unknown field "
-                f"{escape_control(repr(key))}.{did_you_mean(key, everything)} Fields for backend "
+                f"{shown_key(key)}.{did_you_mean(key, everything)} Fields for backend "
                 f"{backend.value!r}: {', '.join(sorted(allowed))}."
             )
         resolved.ignored[key] = IgnoredField(

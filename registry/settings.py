@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError, did_you_mean
-from registry.masking import escape_control
+from registry.masking import escape_control, shown_key
 from registry.precedence import KWARG_SOURCE
 from registry.sources import (
     TOP_LEVEL_KEYS,
@@ -190,8 +190,8 @@ def _check_unknown(
         key = unknown[0]
         where = "top-level key" if not path else "key in an environment"
         raise ConfigError(
-            f"{source.describe((*path, key) if not path else (*path, ''))}: unknown {where} "
-            f"{escape_control(repr(key))}.{did_you_mean(key, allowed)} Allowed: "
+            f"{source.describe((*path, shown_key(key, quoted=False)) if not path else (*path, ''))}"
+            f": unknown {where} {shown_key(key)}.{did_you_mean(key, allowed)} Allowed: "
             f"{', '.join(sorted(allowed))}."
         )
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from registry.errors import ConfigError, did_you_mean
+from registry.masking import shown_key
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -85,8 +86,9 @@ def config_problems(
         listing = ", ".join(sorted(allowed))
         return None, [
             (
-                f"config.{key}",
-                f"unknown config key {key!r}.{did_you_mean(key, allowed)} Allowed keys: {listing}.",
+                f"config.{shown_key(key, quoted=False)}",
+                f"unknown config key {shown_key(key)}.{did_you_mean(key, allowed)} "
+                f"Allowed keys: {listing}.",
             )
             for key in unknown
         ]

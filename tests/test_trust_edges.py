@@ -747,3 +747,33 @@ def test_credential_variable_not_used_says_why(
     field = ModelRegistry.from_settings().explain("chat").fields["api_key"]
     assert field.value is None
     assert field.note.startswith("AZURE_OPENAI_API_KEY is set but not used: azure_ad_token")
+
+
+PASTED_KEYS = ("sk-PLANTEDkey1234567890abcdef", "a3f9c2d4e5b6a7f8091a2b3c4d5e6f70")
+
+
+@pytest.mark.parametrize("pasted", PASTED_KEYS)
+@pytest.mark.parametrize(
+    "where",
+    [
+        '[models.m]\nbackend = "fake"\n"{k}" = "x"\n',
+        '[models.m]\nbackend = "fake"\n[models.m.config]\n"{k}" = 1\n',
+        '[models.m]\nbackend = "fake"\n[[models.m.deployments]]\n"{k}" = "x"\n',
+        '"{k}" = "x"\n[models.m]\nbackend = "fake"\n',
+        '[models.m]\nbackend = "fake"\n[models.m.capabilities]\n"{k}" = 1\n',
+    ],
+)
+def test_a_key_pasted_as_a_field_name_is_never_echoed(
+    where: str, pasted: str, write_settings: Callable[[str], Path]
+) -> None:
+    """A secret on the wrong side of ``=`` is still a secret: "unknown field" hides it."""
+    write_settings(where.replace("{k}", pasted))
+    outputs = [modelreg("check"), modelreg("show", "m"), modelreg("--json", "show", "m")]
+    assert outputs[0].returncode == 1
+    for result in outputs:
+        assert "Traceback" not in result.stderr
+        assert pasted not in result.stdout + result.stderr
+    assert "not shown" in outputs[0].stdout + outputs[0].stderr
+    with pytest.raises(ConfigError) as caught:
+        ModelRegistry.from_settings().create("m")
+    assert pasted not in str(caught.value)
