@@ -304,7 +304,8 @@ class BaseModelBackend(ABC):
         """
         token = _CALL_CONFIG.set((self, self._call_config(config, "run"))) if config else None
         try:
-            routed = self._routed_calls(is_async=False)
+            overridden = self._overridden_call()
+            routed = self._routed_calls(is_async=False) if overridden else None
             if routed is not None:
                 return checked_result(
                     self,
@@ -312,7 +313,7 @@ class BaseModelBackend(ABC):
                     is_async=False,
                     via_client=True,
                 )
-            if self._routing is not None and not self._overridden_call():
+            if self._routing is not None and not overridden:
                 result = self._routing.run(messages, response_format, tools, config)
                 return checked_result(self, result, is_async=False)
             return checked_result(self, self._run(messages, response_format, tools), is_async=False)
@@ -330,11 +331,12 @@ class BaseModelBackend(ABC):
         """Async :meth:`run`."""
         token = _CALL_CONFIG.set((self, self._call_config(config, "arun"))) if config else None
         try:
-            routed = self._routed_calls(is_async=True)
+            overridden = self._overridden_call()
+            routed = self._routed_calls(is_async=True) if overridden else None
             if routed is not None:
                 result = await routed._arun(messages, response_format, tools)
                 return checked_result(self, result, is_async=True, via_client=True)
-            if self._routing is not None and not self._overridden_call():
+            if self._routing is not None and not overridden:
                 result = await self._routing.arun(messages, response_format, tools, config)
                 return checked_result(self, result, is_async=True)
             result = await self._arun(messages, response_format, tools)
@@ -419,9 +421,10 @@ class BaseModelBackend(ABC):
         )
 
     def _routed_calls(self, *, is_async: bool) -> Any:
-        """The request path through the override's client, if one applies to this call."""
-        if self._clients is None and active_override() is None:
-            return None
+        """The request path through the override's client (one applies: :meth:`_overridden_call`).
+
+        None when the backend handles the override itself, or the override lends this side none.
+        """
         mode = self.client_overrides
         if mode == "handled" or self.override_client(is_async=is_async) is None:
             return None

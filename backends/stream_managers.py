@@ -85,11 +85,11 @@ class AsyncStreamManager(AsyncChatCompletionStreamManager[Any]):
             await self._manager.__aexit__(exc_type, exc, tb)
 
 
-class RoutedStreamManager(ChatCompletionStreamManager[Any]):
+class RoutedStreamManager(StreamManager):
     """A routed model's stream-parse manager: ``__enter__`` routes the call.
 
     ``enter()`` tries the model's deployments and fallbacks (:mod:`backends.pooled`) until one
-    manager is entered, and returns ``(manager, stream)``.
+    manager is entered, and returns ``(manager, stream)``; ``__exit__`` is :class:`StreamManager`'s.
     """
 
     def __init__(self, enter: Callable[[], tuple[Any, Any]]) -> None:
@@ -100,17 +100,8 @@ class RoutedStreamManager(ChatCompletionStreamManager[Any]):
         self._manager, stream = self._enter()
         return stream
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._manager is not None:
-            self._manager.__exit__(exc_type, exc, tb)
 
-
-class AsyncRoutedStreamManager(AsyncChatCompletionStreamManager[Any]):
+class AsyncRoutedStreamManager(AsyncStreamManager):
     """Async :class:`RoutedStreamManager`: ``enter()`` returns an awaitable."""
 
     def __init__(self, enter: Callable[[], Awaitable[tuple[Any, Any]]]) -> None:
@@ -120,12 +111,3 @@ class AsyncRoutedStreamManager(AsyncChatCompletionStreamManager[Any]):
     async def __aenter__(self) -> Any:
         self._manager, stream = await self._enter()
         return stream
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._manager is not None:
-            await self._manager.__aexit__(exc_type, exc, tb)

@@ -239,8 +239,9 @@ class ModelRegistry:
         model: BaseModelBackend = backend_cls.from_spec(spec, context)
         _configure(model, spec, context)
         model.use_clients(clients, timeout=spec.common.timeout, max_retries=spec.common.max_retries)
-        if spec.deployments or _fallback_rules(spec):
-            model.use_routing(self._routing_plan(spec, context))
+        fallbacks = _fallback_rules(spec)
+        if spec.deployments or fallbacks:
+            model.use_routing(self._routing_plan(spec, context, fallbacks))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "created model %r (backend %r, env %r) from %s; runtime objects: %s",
@@ -252,7 +253,9 @@ class ModelRegistry:
             )
         return model
 
-    def _routing_plan(self, spec: ModelSpec, context: BuildContext) -> RoutingPlan:
+    def _routing_plan(
+        self, spec: ModelSpec, context: BuildContext, fallbacks: FallbackRules
+    ) -> RoutingPlan:
         """The model's pool (a backend per deployment, SDK retries 0) and its fallbacks."""
         from registry.routing.from_spec import pool_for
         from registry.routing.plan import RoutingPlan
@@ -274,7 +277,7 @@ class ModelRegistry:
             spec.name,
             pool,
             members,
-            _fallback_rules(spec),
+            fallbacks,
             self.create,
             max_retries=common.max_retries,
             budget=None if timeout is None else timeout * (common.max_retries + 1),
