@@ -58,6 +58,11 @@ AZURE_ENV_FALLBACKS: Mapping[str, tuple[str, ...]] = {
 logger = logging.getLogger("modelreg")
 #: Credentials in the order one is chosen; setting any one explicitly ignores the others' vars.
 AUTH_FIELDS = ("azure_ad_token_provider", "azure_ad_token", "api_key")
+_AUTH_KINDS = {
+    "azure_ad_token_provider": "Entra ID token provider (azure_ad_token_provider)",
+    "azure_ad_token": "Entra ID token (azure_ad_token)",
+    "api_key": "API key (api_key)",
+}
 
 
 #: Client arguments modelreg sets itself, and the settings field that sets each.
@@ -351,6 +356,13 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         if self._azure_ad_token is not None:
             return "azure_ad_token"
         return "api_key" if self._api_key is not None else "none"
+
+    def credential(self) -> tuple[str, str] | None:
+        """The one credential :meth:`_choose_auth` picked, and where it came from."""
+        mode = self.auth_mode
+        if mode == "none":
+            return None
+        return _AUTH_KINDS[mode], self._origin(mode)
 
     def _missing_settings(self) -> str | None:
         """What stops this model from building its own client, or None."""

@@ -398,6 +398,14 @@ class BaseModelBackend(ABC):
 
         self._routing = RoutedCalls(self, plan)
 
+    def credential(self) -> tuple[str, str] | None:
+        """Which credential requests carry and where it came from (``modelreg show``).
+
+        ``(kind, origin)``, origin ``""`` when there is none to name; None when this backend
+        does not say.
+        """
+        return None
+
     @property
     def routing_plan(self) -> RoutingPlan | None:
         """The model's pool and fallbacks (see :meth:`use_routing`), or None."""

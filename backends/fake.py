@@ -116,6 +116,10 @@ class FakeModel(BaseModelBackend):
         self.tool_call = tool_call
         self.calls: list[dict[str, Any]] = []
 
+    def credential(self) -> tuple[str, str] | None:
+        """The fake backend sends no request, so it needs no credential."""
+        return "none: the fake backend sends no request", ""
+
     @classmethod
     def from_spec(cls, spec: ModelSpec, context: BuildContext) -> Self:
         """Build from a ``backend = "fake"`` table."""

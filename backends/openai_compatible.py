@@ -164,6 +164,13 @@ class OpenAICompatibleModel(ChatCompletionsBackend):
     def _secret_values(self) -> list[str]:
         return [self._api_key.get_secret_value()] if self._api_key else []
 
+    def credential(self) -> tuple[str, str] | None:
+        """The API key and its origin; a local server called without one says so."""
+        if self._api_key is not None:
+            return "API key (api_key)", self.sources.get("api_key", "the constructor")
+        origin = self.sources.get("base_url", "the constructor")
+        return f"none: no api_key, so requests to base_url (from {origin}) carry no key", ""
+
     def _hint(self, exc: BaseException) -> str:
         kind, server = type(exc).__name__, self.url or "OpenAI's API"
         if kind == "AuthenticationError":

@@ -214,13 +214,20 @@ def test_chat_with_a_body_that_is_not_a_completion_exit_1(
 ) -> None:
     # An HTML page with status 200 (a proxy or login page): `run()` used to return it as a str
     # (then a traceback here), and on a streaming model an empty stream and exit 0.
+    # `chat` streams; with --json it sends the model's own request (here: not streaming).
     loopback_chat_model(write_settings, server.base_url, streaming)
     server.add_faults(Fault(body="<html>Sign in</html>", headers={"Content-Type": "text/html"}))
-    result = run("chat", "chat", "Hi")
+    result = run("chat", "chat", "Hi", *(() if streaming else ("--json",)))
     assert result.returncode == 1, result.stdout
-    assert result.stderr.startswith("modelreg: error: [model 'chat', deployment 'dep'] ")
-    assert ("'<html>Sign in</html>'" if not streaming else "'text/html'") in result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    if streaming:
+        assert result.stderr.startswith("modelreg: error: [model 'chat', deployment 'dep'] ")
+        assert "'text/html'" in result.stderr
+    else:
+        error = json.loads(result.stderr)
+        assert error["kind"] == "BackendError"
+        assert error["error"].startswith("[model 'chat', deployment 'dep'] ")
+        assert "'<html>Sign in</html>'" in error["error"]
 
 
 def test_chat_with_a_stream_cut_short_exit_1(

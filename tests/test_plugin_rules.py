@@ -410,10 +410,17 @@ def test_cli_prints_the_warning_plainly(make_site: SiteMaker) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.startswith("modelreg: warning: MODELREG_PLUGINS names 'sampel'")
-    assert "Did you mean 'sample'" in result.stderr and "Traceback" not in result.stderr
+    warning = json.loads(result.stderr)  # --json: the warning is one JSON object on stderr
+    assert warning["kind"] == "PluginWarning"
+    assert warning["warning"].startswith("MODELREG_PLUGINS names 'sampel'")
+    assert "Did you mean 'sample'" in warning["warning"]
     sample = {p["name"]: p for p in json.loads(result.stdout)}["sample"]
     assert sample["disabled_by"] == "env MODELREG_PLUGINS"
+    plain = subprocess.run(
+        [sys.executable, "-m", "registry", "plugins"], capture_output=True, text=True, env=env
+    )
+    assert plain.stderr.startswith("modelreg: warning: MODELREG_PLUGINS names 'sampel'")
+    assert "Traceback" not in plain.stderr
 
 
 MISTAKES = """

@@ -1,0 +1,118 @@
+"""The ``modelreg`` command line.
+
+Exit codes: 0 success; 1 a problem the user must fix (one plain message, no traceback);
+2 a usage error; 130 interrupted. With ``--json``, errors and warnings are JSON objects on
+stderr (``{"error": "...", "kind": "ConfigError"}``) with the same exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from registry.cli.common import COMMAND_LINE
+from registry.cli.output import report_error, report_warning
+from registry.cli.parser import COMMANDS, GLOBAL_OPTIONS, UsageError, build_parser
+from registry.errors import RegistryError
+
+__all__ = ["COMMAND_LINE", "build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def _handler(name: str) -> Handler:
+    """The function that runs command ``name`` (its module is imported only when it runs)."""
+    from registry.cli import calling, checking, inspecting
+
+    handlers: dict[str, Handler] = {
+        "list": inspecting.cmd_list,
+        "show": inspecting.cmd_show,
+        "check": checking.cmd_check,
+        "plugins": inspecting.cmd_plugins,
+        "config": inspecting.cmd_config,
+        "routes": inspecting.cmd_routes,
+        "tokens": calling.cmd_tokens,
+        "chat": calling.cmd_chat,
+    }
+    return handlers[name]
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was asked for (read before parsing, so usage errors honour it)."""
+    words = list(argv)
+    return "--json" in (words[: words.index("--")] if "--" in words else words)
+
+
+def _unused_globals(args: argparse.Namespace) -> None:
+    """A global option given before a command that does not read it is a usage error."""
+    command = next(c for c in COMMANDS if c.name == args.command)
+    for option in GLOBAL_OPTIONS:
+        if option in command.global_options:
+            continue
+        if getattr(args, option.lstrip("-"), None):
+            raise UsageError(
+                f"{command.name} does not use {option} (see: modelreg {command.name} --help)"
+            )
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    out = out or sys.stdout
+    words = sys.argv[1:] if argv is None else list(argv)
+    as_json = _wants_json(words)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(words)
+        if args.command is None:
+            parser.print_help(out)
+            return 0
+        _unused_globals(args)
+    except UsageError as exc:
+        report_error(str(exc), "UsageError", as_json=as_json)
+        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(as_json)
+        return _run(args, out, as_json)
+
+
+def _warning_printer(as_json: bool) -> Callable[..., None]:
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        """Warnings as one plain line (``modelreg: warning: ...``), not Python's source excerpt."""
+        report_warning(str(message), category.__name__, as_json=as_json)
+
+    return show
+
+
+def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
+    try:
+        return _handler(args.command)(args, out)
+    except UsageError as exc:
+        report_error(str(exc), "UsageError", as_json=as_json)
+        return 2
+    except RegistryError as exc:
+        report_error(str(exc), type(exc).__name__, as_json=as_json)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`modelreg show chat | head`): stop quietly, as other CLIs do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        kind = type(exc).__name__
+        if type(exc).__module__.startswith("openai"):
+            report_error(f"{kind}: {exc}", kind, as_json=as_json, prefix="request failed")
+            return 1
+        # Not a traceback, and not the message either: it may quote a value from the settings.
+        report_error(
+            f"internal error ({kind}) in modelreg or a plugin. Please report it with the "
+            "command you ran (not your settings' values).",
+            "InternalError",
+            as_json=as_json,
+        )
+        return 1
