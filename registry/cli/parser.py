@@ -130,6 +130,22 @@ COMMANDS: tuple[Command, ...] = (
         (*_SETTINGS_VARIABLES, *_BACKEND_VARIABLES),
         exit_codes=((1, "a settings problem, or the request failed"),),
     ),
+    Command(
+        "init",
+        "write a commented starter settings.toml (a test environment on the fake backend); "
+        "never overwrites",
+        (
+            "modelreg init",
+            "modelreg init --backend openai --settings config/settings.toml",
+            "modelreg init --json",
+        ),
+        (
+            "MODELREG_SETTINGS   where to write (also from .env; default ./settings.toml)",
+            "MODELREG_DOTENV   the .env file MODELREG_SETTINGS may be read from",
+        ),
+        global_options=("--settings", "--dotenv", "--json"),
+        exit_codes=((1, "the file exists (it is kept as it is) or cannot be written"),),
+    ),
 )
 
 
@@ -232,6 +248,17 @@ def _chat(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", metavar="TEXT", help="a system message to send first")
 
 
+def _init(parser: argparse.ArgumentParser) -> None:
+    from registry.cli.init_command import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=BACKENDS[0],
+        help=f"the backend of the starter model (default: {BACKENDS[0]})",
+    )
+
+
 _ARGUMENTS = {
     "list": _list,
     "show": _named,
@@ -241,4 +268,5 @@ _ARGUMENTS = {
     "routes": _named,
     "tokens": _tokens,
     "chat": _chat,
+    "init": _init,
 }
