@@ -26,7 +26,7 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 
 def _handler(name: str) -> Handler:
     """The function that runs command ``name`` (its module is imported only when it runs)."""
-    from registry.cli import calling, checking, init_command, inspecting
+    from registry.cli import calling, checking, completion, init_command, inspecting
 
     handlers: dict[str, Handler] = {
         "list": inspecting.cmd_list,
@@ -38,6 +38,7 @@ def _handler(name: str) -> Handler:
         "tokens": calling.cmd_tokens,
         "chat": calling.cmd_chat,
         "init": init_command.cmd_init,
+        "completion": completion.cmd_completion,
     }
     return handlers[name]
 

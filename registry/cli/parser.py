@@ -146,6 +146,20 @@ COMMANDS: tuple[Command, ...] = (
         global_options=("--settings", "--dotenv", "--json"),
         exit_codes=((1, "the file exists (it is kept as it is) or cannot be written"),),
     ),
+    Command(
+        "completion",
+        "print the shell completion script for bash or zsh (commands, options, model names)",
+        (
+            'eval "$(modelreg completion bash)"   # in ~/.bashrc',
+            'eval "$(modelreg completion zsh)"    # in ~/.zshrc, after compinit',
+            "modelreg completion zsh > ~/.zfunc/_modelreg   # or a file on $fpath",
+        ),
+        (
+            "MODELREG_SETTINGS, MODELREG_DOTENV, MODELREG_ENV   where model names are read "
+            "from while completing (--settings, --env, --dotenv typed on the line win)",
+        ),
+        global_options=(),
+    ),
 )
 
 
@@ -259,6 +273,12 @@ def _init(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _completion(parser: argparse.ArgumentParser) -> None:
+    from registry.cli.completion import add_arguments
+
+    add_arguments(parser)
+
+
 _ARGUMENTS = {
     "list": _list,
     "show": _named,
@@ -269,4 +289,5 @@ _ARGUMENTS = {
     "tokens": _tokens,
     "chat": _chat,
     "init": _init,
+    "completion": _completion,
 }
