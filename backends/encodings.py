@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENCODING_FILES",
+    "Progress",
     "cache_directory",
     "cached_file",
     "get_encoding",
@@ -131,21 +132,32 @@ def get_encoding(
         return encoding
 
 
-def prefetch(directory: str | os.PathLike[str]) -> list[Path]:
-    """Download every encoding into ``directory`` in tiktoken's cache layout (needs network)."""
-    from tiktoken.load import read_file_cached
+#: ``progress(encoding_name, bytes_done, bytes_total_or_None)`` while :func:`prefetch` downloads.
+Progress = Callable[[str, int, "int | None"], None]
 
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, (url, sha256) in ENCODING_FILES.items():
-        try:
-            with _lock, _tiktoken_cache(target):
-                read_file_cached(url, sha256)
-        except Exception as exc:
-            raise TokenizerUnavailableError(
-                f"could not download encoding {name!r} into {target}: {type(exc).__name__}: "
-                f"{str(exc)[:200]}. Run this on a machine with internet access."
-            ) from None
-        written.append(cached_file(target, name))
-    return written
+
+def prefetch(
+    directory: str | os.PathLike[str],
+    *,
+    base_url: str | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Download every encoding into ``directory`` in tiktoken's cache layout (needs network).
+
+    All or nothing: each file is checked against its sha256 before it takes its place, and on
+    any failure (or Ctrl-C) the files this call wrote and the directories it created are
+    removed; a directory that was there before is kept. Files already there with the right
+    sha256 are kept, not downloaded again. ``base_url`` is a mirror holding the same files
+    (``https://mirror.example/encodings/``); the cache names and checksums do not change.
+
+    Raises:
+        TokenizerUnavailableError: a download failed (the message names the encoding and the
+            host, never the whole URL, which may carry credentials) or a file cannot be written.
+    """
+    from backends.encoding_downloads import Downloader
+
+    with Downloader(Path(directory), base_url, progress) as downloader:
+        return [
+            downloader.fetch(name, url, sha256, cached_file(downloader.target, name))
+            for name, (url, sha256) in ENCODING_FILES.items()
+        ]

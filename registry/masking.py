@@ -20,6 +20,7 @@ move the cursor.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "masked",
     "redact",
     "shown_name",
+    "shown_path",
 ]
 
 MASK = "***"
@@ -208,3 +210,8 @@ def escape_control(text: str, *, keep: str = "") -> str:
         return char if char in keep else char.encode("unicode_escape").decode("ascii")
 
     return _CONTROL.sub(escaped, text)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    r"""A path for messages: undecodable bytes as ``\xff``, control characters escaped."""
+    return escape_control(os.fsencode(path).decode("utf-8", "backslashreplace"))

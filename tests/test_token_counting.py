@@ -361,26 +361,6 @@ def test_settings_key_for_cache_dir(
         counter.encode("x")
 
 
-def test_prefetch_writes_tiktoken_cache_layout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The download itself is the only thing replaced: files come from the shared cache."""
-    source = Path(tiktoken_cache() or "")
-    by_url = {
-        url: encodings.cached_file(source, name)
-        for name, (url, _) in encodings.ENCODING_FILES.items()
-    }
-    monkeypatch.setattr("tiktoken.load.read_file", lambda url: by_url[url].read_bytes())
-    target = tmp_path / "prefetched"
-    written = encodings.prefetch(target)
-    assert sorted(p.name for p in written) == sorted(p.name for p in by_url.values())
-    monkeypatch.setattr(encodings, "_encodings", {})
-    monkeypatch.setenv("MODELREG_TIKTOKEN_CACHE_DIR", str(target))
-    assert OpenAITokenCounter("gpt-4").encode("hello") == tiktoken.get_encoding(CL100K).encode(
-        "hello"
-    )
-
-
 def test_cli_tokens_file_stdin_and_tools(
     write_settings: Callable[[str], Path], isolated: Path
 ) -> None:

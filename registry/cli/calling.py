@@ -51,13 +51,10 @@ def _messages_and_tools(args: argparse.Namespace, path: str) -> tuple[list[Any],
 
 def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
     """Count a messages file for a model, or prefetch encodings for air-gapped machines."""
-    if args.prefetch:
-        from registry.plugins import get_plugin_host
+    if args.prefetch is not None or args.prefetch_from is not None:
+        from registry.cli.prefetching import cmd_prefetch
 
-        counter = get_plugin_host().lookup("token_counters", "openai")
-        for path in counter.prefetch(args.prefetch):
-            out.write(f"wrote {path}\n")
-        return 0
+        return cmd_prefetch(args, out)
     path = _input_path(
         args.file, "a messages FILE", "e.g. modelreg tokens chat messages.json (see --help)"
     )

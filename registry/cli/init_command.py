@@ -20,7 +20,7 @@ from typing import TextIO
 from registry.cli.common import COMMAND_LINE
 from registry.cli.output import print_json
 from registry.errors import ConfigError, RegistryError
-from registry.masking import escape_control
+from registry.masking import escape_control, shown_path
 
 __all__ = ["BACKENDS", "KEY_VARIABLES", "cmd_init", "starter_text"]
 
@@ -79,11 +79,6 @@ def _write_new(path: Path, text: str) -> None:
             os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def shown_path(path: Path) -> str:
-    r"""``path`` for a terminal: undecodable bytes as ``\xff``, control characters escaped."""
-    return escape_control(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
 
 def _next_steps(path: Path, origin: str, backend: str) -> list[str]:

@@ -113,10 +113,13 @@ COMMANDS: tuple[Command, ...] = (
             "modelreg tokens chat - < messages.json",
             "modelreg tokens chat messages.json --tools tools.json --json",
             "modelreg tokens --prefetch ./tiktoken-cache",
+            "modelreg tokens --prefetch ./tiktoken-cache --prefetch-from "
+            "https://mirror.example/encodings/",
         ),
         (
             *_SETTINGS_VARIABLES,
             "MODELREG_TIKTOKEN_CACHE_DIR, TIKTOKEN_CACHE_DIR   where tokenizer files are read",
+            "HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE   how --prefetch reaches the internet",
         ),
     ),
     Command(
@@ -251,6 +254,11 @@ def _tokens(parser: argparse.ArgumentParser) -> None:
         "--prefetch",
         metavar="DIR",
         help="download the tokenizer encodings into DIR (run on a connected machine)",
+    )
+    parser.add_argument(
+        "--prefetch-from",
+        metavar="URL",
+        help="with --prefetch: a mirror holding the same files (their sha256 is checked)",
     )
 
 
