@@ -89,7 +89,7 @@ def _next_steps(path: Path, origin: str, backend: str) -> list[str]:
         f"edit {'endpoint and deployment' if backend == 'azure' else 'model'} in {shown}",
         f"set {KEY_VARIABLES[backend]} in the environment or in .env (never in the settings file)",
         f"modelreg check{option}",
-        f'MODELREG_ENV=test modelreg chat chat{option} "Hello"   (the fake backend, offline)',
+        f'MODELREG_ENV=test modelreg chat{option} chat "Hello"   (the fake backend, offline)',
     ]
 
 
