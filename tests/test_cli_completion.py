@@ -20,6 +20,7 @@ import pytest
 
 from registry.cli.parser import COMMANDS, build_parser
 from tests.cli_script import MODELREG_SCRIPT, run_script
+from tests.helpers import readme_block
 
 PATH = f"{MODELREG_SCRIPT.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 ZSH = shutil.which("zsh")
@@ -292,3 +293,14 @@ def test_bash_script_is_syntax_checked_and_zsh_too(isolated: Path) -> None:
     assert run_shell(["bash", "-n", "-c", bash_script]).returncode == 0
     if ZSH is not None:
         assert run_shell([ZSH, "-n", "-c", run_script("completion", "zsh").stdout]).returncode == 0
+
+
+def test_readme_lines_load_the_scripts(settings: Path) -> None:
+    bash_line, zsh_line = readme_block("**Shell completion.**", "bash").strip().splitlines()
+    loaded = run_shell(["bash", "--norc", "-c", f"{bash_line}\ncomplete -p modelreg"])
+    assert loaded.stdout == "complete -F _modelreg modelreg\n", loaded.stderr
+    if ZSH is None:
+        pytest.skip("zsh is not installed (.ci/run installs it)")
+    script = f"autoload -U compinit && compinit -u -D\n{zsh_line}\nprint -r -- $_comps[modelreg]"
+    loaded = run_shell([ZSH, "-f", "-c", script])
+    assert (loaded.stdout, loaded.stderr) == ("_modelreg\n", "")

@@ -17,6 +17,7 @@ import pytest
 from registry.cli.init_command import KEY_VARIABLES, starter_text
 from registry.cli.parser import COMMANDS, build_parser
 from tests.cli_script import run_script
+from tests.helpers import readme_block
 
 BACKENDS = sorted(KEY_VARIABLES)
 
@@ -203,3 +204,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_readme_block_runs_as_written(isolated: Path) -> None:
+    block = readme_block("**Starting a project.**", "bash")
+    script = "set -e\n" + block
+    result = _shell(script, {})
+    assert result.returncode == 0, result.stderr
+    assert "Hello from the fake chat model." in result.stdout
+    assert "OK: starter.toml" in result.stdout and "0 error(s), 0 warning(s)" in result.stdout
