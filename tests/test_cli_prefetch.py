@@ -311,9 +311,11 @@ def test_a_bar_on_a_terminal(mirror: str, isolated: Path) -> None:
 
 def test_a_failure_on_a_terminal_starts_its_own_line(mirror: str, isolated: Path) -> None:
     code, out, terminal = run_on_terminal(
-        "tokens", "--prefetch", "cache", "--prefetch-from", f"{mirror}/half/"
+        "tokens", "--prefetch", "cache", "--prefetch-from", f"{mirror}/cut/"
     )
     assert code == 1 and out == ""
-    last = terminal.replace("\r\n", "\n").split("\n")[-2]
-    assert last.startswith("modelreg: ") and "could not download encoding 'o200k_base'" in last
+    lines = terminal.replace("\r\n", "\n").split("\n")
+    assert lines[-3].startswith("\rcl100k_base  [")  # the bar stopped mid-file...
+    assert lines[-2].startswith("modelreg: ")  # ...and the error has a line of its own
+    assert "could not download encoding 'cl100k_base'" in lines[-2]
     assert listing(isolated) == []
