@@ -268,7 +268,13 @@ class ModelRegistry:
             backend_cls = self.plugins.backend(spec.backend)
             single = common.model_copy(update={"max_retries": 0})
             for deployment, member in zip(pool.deployments, spec.deployments, strict=True):
-                member_spec = replace(spec, options=member.options, common=single, deployments=())
+                member_spec = replace(
+                    spec,
+                    options=member.options,
+                    common=single,
+                    deployments=(),
+                    sources={**spec.sources, **member.sources},  # 401 hints name the entry
+                )
                 built: BaseModelBackend = backend_cls.from_spec(member_spec, context)
                 _configure(built, member_spec, context)
                 members[deployment.id] = built

@@ -155,7 +155,8 @@ class _Version(argparse.Action):
         except PackageNotFoundError:
             number = "unknown (not installed)"
         python = ".".join(map(str, sys.version_info[:3]))
-        parser.exit(message=f"modelreg {number} (Python {python})\n")
+        sys.stdout.write(f"modelreg {number} (Python {python})\n")
+        parser.exit()
 
 
 def _add_global_options(
