@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import subprocess
@@ -453,3 +454,48 @@ def test_tokens_reads_stdin_when_piped_and_refuses_to_wait_at_a_terminal(
     code, output = in_terminal("tokens", "helper", env={"NO_COLOR": "1"})
     assert code == 2
     assert "give a messages FILE, or - to read it from standard input" in output
+
+
+def test_readme_command_table_lists_every_command() -> None:
+    from tests.helpers import README
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Command line") :]
+    section = section[: section.index("\n## ", 3)]
+    listed = set(re.findall(r"^\| `modelreg (\w+)", section, re.M))
+    assert listed == {command.name for command in COMMANDS}
+
+
+def test_readme_json_error_example_is_what_the_cli_prints(isolated: Path) -> None:
+    import shutil
+
+    from tests.helpers import README, readme_block
+
+    shutil.copy(README.parent / "settings.toml", isolated / "settings.toml")
+    command, shown = readme_block("errors and warnings are JSON objects", "text").splitlines()[:2]
+    assert command.startswith("$ modelreg ")
+    result = console(*shlex.split(command)[2:])
+    assert result.returncode == 1 and result.stdout == ""
+    printed, expected = json.loads(result.stderr), json.loads(shown)
+    assert printed["kind"] == expected["kind"]
+    assert printed["error"].startswith(expected["error"].removesuffix("..."))
+
+
+def test_check_prints_each_problem_once_then_a_summary(
+    write_settings: Callable[[str], Path],
+) -> None:
+    write_settings(
+        '[models.b]\nbackend = "azure"\ndeployment = "d"\napi_key = "k"\n'
+        '[models.c]\nbackend = "fake"\n[environments.prod.models.c]\nreply = "p"\n'
+        '[environments.dev.models.c]\nreply = "d"\n'
+    )
+    lines = console("check").stdout.splitlines()
+    endpoint = [line for line in lines if "no Azure endpoint" in line]
+    assert endpoint == [
+        "error: [env none, dev, prod] model 'b': no Azure endpoint: set endpoint in its "
+        "settings table (url= in code), or AZURE_OPENAI_BASE_URL or AZURE_OPENAI_ENDPOINT"
+    ]
+    assert lines[-1] == (
+        "FAILED: settings.toml: 2 model(s) checked in 3 environment(s) (none, dev, prod); "
+        "1 error(s), 0 warning(s)"
+    )

@@ -100,9 +100,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     """Every field of one model with its value (secrets ***) and source, and its credential."""
     from registry.credentials import describe_credentials
 
-    registry = common.registry(args)
-    explained = registry.explain(args.name)
-    credentials = describe_credentials(registry, explained)
+    with common.registry(args) as registry:
+        explained = registry.explain(args.name)
+        credentials = describe_credentials(registry, explained)
     if args.json:
         print_json({**explained.to_dict(), "credentials": [c.to_dict() for c in credentials]}, out)
         return 0
