@@ -17,6 +17,7 @@ from benchmarks._util import REPO, Figure
 
 SCRIPTS = [
     "cold_start",
+    "first_request",
     "many_models",
     "request_overhead",
     "token_counting",

@@ -34,7 +34,6 @@ if there was one.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -60,6 +59,8 @@ __all__ = [
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest candidates, or ``""`` when none is close."""
+    import difflib  # only when something is misspelt: not on every cold start
+
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.6)
     if not matches:
         return ""

@@ -21,7 +21,7 @@ from registry.pools import HttpClientPool
 from registry.resolve import resolve_fields
 from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
-from registry.spec_validation import explained_fields, resolve
+from registry.spec_validation import FALLBACK_FIELDS, explained_fields, resolve
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
@@ -68,10 +68,13 @@ def _configure(model: BaseModelBackend, spec: ModelSpec, context: BuildContext) 
         model.sources = spec.sources
 
 
-def _fallback_rules(spec: ModelSpec) -> FallbackRules:
+def _fallback_rules(spec: ModelSpec) -> FallbackRules | None:
+    """The model's fallbacks by name; None when it names none (routing is then not imported)."""
+    common = spec.common
+    if not any(getattr(common, name) for name in FALLBACK_FIELDS):
+        return None
     from registry.routing.plan import FallbackRules
 
-    common = spec.common
     return FallbackRules(
         tuple(common.fallbacks),
         tuple(common.context_window_fallbacks),
@@ -240,7 +243,7 @@ class ModelRegistry:
         _configure(model, spec, context)
         model.use_clients(clients, timeout=spec.common.timeout, max_retries=spec.common.max_retries)
         fallbacks = _fallback_rules(spec)
-        if spec.deployments or fallbacks:
+        if spec.deployments or fallbacks is not None:
             model.use_routing(self._routing_plan(spec, context, fallbacks))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -254,11 +257,11 @@ class ModelRegistry:
         return model
 
     def _routing_plan(
-        self, spec: ModelSpec, context: BuildContext, fallbacks: FallbackRules
+        self, spec: ModelSpec, context: BuildContext, fallbacks: FallbackRules | None
     ) -> RoutingPlan:
         """The model's pool (a backend per deployment, SDK retries 0) and its fallbacks."""
         from registry.routing.from_spec import pool_for
-        from registry.routing.plan import RoutingPlan
+        from registry.routing.plan import FallbackRules, RoutingPlan
 
         common = spec.common
         pool = None
@@ -283,7 +286,7 @@ class ModelRegistry:
             spec.name,
             pool,
             members,
-            fallbacks,
+            fallbacks or FallbackRules(),
             self.create,
             max_retries=common.max_retries,
             budget=None if timeout is None else timeout * (common.max_retries + 1),
