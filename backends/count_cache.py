@@ -142,8 +142,6 @@ def _copy(value: Any) -> tuple[Any, int]:
         return (copied if kind is list else tuple(copied)), sum(chars for _, chars in items)
     if isinstance(value, Mapping):
         pairs = [(key, _copy(item)) for key, item in value.items()]
-        if any(type(key) is not str for key, _ in pairs):
-            raise _Uncopyable
         return {key: item for key, (item, _) in pairs}, sum(chars for _, (_, chars) in pairs)
     raise _Uncopyable
 
