@@ -61,7 +61,9 @@ texts = st.lists(
     st.sampled_from([*"ab c\n.,é日", "<|endoftext|>", " the", "123", "<|endofprompt|>"]),
     max_size=12,
 ).map("".join)
-scalars = st.one_of(texts, st.none(), st.integers(-3, 3), st.booleans(), st.sampled_from([1.0, -0.0, 0.0]))
+scalars = st.one_of(
+    texts, st.none(), st.integers(-3, 3), st.booleans(), st.sampled_from([1.0, -0.0, 0.0])
+)
 parts = st.one_of(
     st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(texts, scalars)}),
     st.fixed_dictionaries(
@@ -131,11 +133,20 @@ tools_strategy = st.one_of(
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("append"), messages_strategy),
-        st.tuples(st.just("edit"), st.integers(0, 50), st.sampled_from(["content", "name", "role"]), st.one_of(texts, scalars)),
+        st.tuples(
+            st.just("edit"),
+            st.integers(0, 50),
+            st.sampled_from(["content", "name", "role"]),
+            st.one_of(texts, scalars),
+        ),
         st.tuples(st.just("edit part"), st.integers(0, 50), st.one_of(texts, scalars)),
-        st.tuples(st.just("drop first"),),
+        st.tuples(
+            st.just("drop first"),
+        ),
         st.tuples(st.just("rewind"), st.integers(0, 5)),
-        st.tuples(st.just("copy"),),
+        st.tuples(
+            st.just("copy"),
+        ),
     ),
     max_size=25,
 )
@@ -377,7 +388,10 @@ def test_caches_can_be_turned_off() -> None:
     counter.cache_counts = False
     counter.count_tokens_from_messages(conversation(5, tag="off "))
     counter.count_tokens_from_messages(conversation(5, tag="off "))
-    assert not any("off " in text for text in count_cache.string_counts((OpenAITokenCounter, "o200k_base")).table)
+    assert not any(
+        "off " in text
+        for text in count_cache.string_counts((OpenAITokenCounter, "o200k_base")).table
+    )
     assert not count_cache._CONVERSATIONS.prefixes
 
 
