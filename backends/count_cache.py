@@ -9,15 +9,19 @@ Agents recount their whole history at every step. Two caches make that cheap; bo
   place simply brings new strings. At most :data:`MAX_STRINGS` strings and
   :data:`MAX_STRING_CHARS` characters per table; a longer string is not kept.
 * **Conversation prefixes**, per counting rule for messages (counter class, encoding,
-  per-message and per-name constants, image rule): a private deep copy of the last
-  conversation counted under each *anchor* (its first two messages) with its token total at
-  each call. A call whose messages start with that copy costs one comparison of the prefix at C
-  speed plus counting what follows. Editing a message (or a part inside it) in place makes the
-  comparison fail there, and the rest is counted again from string counts. Only messages made
-  of strings, ``None``, dicts, lists and tuples are copied: numbers compare equal across types
-  (``1 == 1.0 == True``) while their text differs, so a conversation holding one is counted
-  from string counts every time. At most :data:`MAX_CONVERSATIONS` conversations and
-  :data:`MAX_CONVERSATION_CHARS` characters in all.
+  per-message and per-name constants, image rule): a private deep copy of a conversation
+  counted under the same *anchor* (a hash of its first two messages) before, with its token
+  total at each call. The first call under an anchor only notes it, so counting a conversation
+  once copies nothing. A call whose messages start with the copy (an agent's next step, a
+  rewind) costs one comparison of the prefix at C speed plus counting what follows; the
+  conversation a rule stored last is tried first, without computing the anchor. Editing a
+  message (or a part inside it) in place makes the comparison fail there, and the rest is
+  counted again from string counts. Only messages made of exact strings, ``None``, dicts,
+  lists and tuples are copied: numbers compare equal across types (``1 == 1.0 == True``) while
+  their text differs, and a ``str`` subclass may redefine equality, so a conversation holding
+  one is counted from string counts every time. At most :data:`MAX_CONVERSATIONS`
+  conversations and :data:`MAX_CONVERSATION_CHARS` characters in all; a conversation over an
+  eighth of that is not kept.
 
 Both evict their oldest entries first, in batches of an eighth. Memory is bounded by the
 characters held (1 to 4 bytes each, by script, plus about 100 bytes per string or message
@@ -171,6 +175,12 @@ def copy_messages(messages: list[Any]) -> tuple[list[dict[str, Any]], int] | Non
     return copies, chars
 
 
+def _extends(messages: list[Any], prefix: list[dict[str, Any]]) -> bool:
+    """Whether ``messages`` are ``prefix`` (two messages at least) and more after it."""
+    size = len(prefix)
+    return len(messages) > size >= 2 and messages[:size] == prefix
+
+
 def _common_prefix(left: list[Any], right: list[Any]) -> int:
     """Length of the longest common prefix, by bisection on slice equality (C speed)."""
     low, high = 0, min(len(left), len(right))
@@ -186,6 +196,7 @@ def _common_prefix(left: list[Any], right: list[Any]) -> int:
 class _Prefix(NamedTuple):
     """A conversation as last counted: copies never mutated, tokens at each call boundary."""
 
+    anchor: Hashable
     messages: list[dict[str, Any]]
     checkpoints: tuple[tuple[int, int], ...]
     chars: int
@@ -221,6 +232,8 @@ class ConversationCache:
         self.max_conversations = max_conversations
         self.max_chars = max_chars
         self.prefixes: dict[Hashable, _Prefix | None] = {}
+        #: The conversation each rule stored last (one of ``prefixes``): tried before the anchor.
+        self.latest: dict[object, _Prefix] = {}
         self.chars = 0
         self._lock = threading.Lock()
 
@@ -233,14 +246,19 @@ class ConversationCache:
         copy. From the second on, the conversation is copied and later calls that extend it
         (or a prefix of it) count only the rest.
         """
-        anchor = _anchor(rule, messages)
-        if anchor is None:
-            return count_messages(messages)
-        prefix = self.prefixes.get(anchor, _ABSENT)
-        if prefix is _ABSENT:
-            self._store(anchor, None)
-            return count_messages(messages)
-        start, tokens = prefix.match(messages) if prefix is not None else (0, 0)
+        prefix = self.latest.get(rule)
+        if prefix is not None and _extends(messages, prefix.messages):  # an agent's next step
+            anchor = prefix.anchor
+            start, tokens = prefix.checkpoints[-1]
+        else:
+            anchor = _anchor(rule, messages)
+            if anchor is None:
+                return count_messages(messages)
+            prefix = self.prefixes.get(anchor, _ABSENT)
+            if prefix is _ABSENT:
+                self._store(anchor, None)
+                return count_messages(messages)
+            start, tokens = prefix.match(messages) if prefix is not None else (0, 0)
         new = messages[start:] if start else messages
         copied = copy_messages(new)
         if copied is None:
@@ -248,11 +266,12 @@ class ConversationCache:
         copies, chars = copied
         tokens += count_messages(copies)  # the copies: what is kept is exactly what was counted
         if new or prefix is None:
-            self._remember(anchor, prefix, start, copies, chars, tokens)
+            self._remember(rule, anchor, prefix, start, copies, chars, tokens)
         return tokens
 
     def _remember(
         self,
+        rule: object,
         anchor: Hashable,
         prefix: _Prefix | None,
         start: int,
@@ -273,11 +292,13 @@ class ConversationCache:
         checkpoints = (*checkpoints[1 - _CHECKPOINTS :], (len(messages), tokens))
         if chars > self.max_chars // _LARGEST_SHARE:
             return
-        self._store(anchor, _Prefix(messages, checkpoints, chars))
+        self._store(anchor, _Prefix(anchor, messages, checkpoints, chars), rule)
 
-    def _store(self, anchor: Hashable, prefix: _Prefix | None) -> None:
+    def _store(self, anchor: Hashable, prefix: _Prefix | None, rule: object = None) -> None:
         """Put ``prefix`` (None: a conversation seen once) under ``anchor``, within bounds."""
         with self._lock:
+            if prefix is not None:
+                self.latest[rule] = prefix
             old = self.prefixes.pop(anchor, None)
             self.chars += _prefix_size(anchor, prefix) - _prefix_size(anchor, old)
             self.prefixes[anchor] = prefix
@@ -288,11 +309,15 @@ class ConversationCache:
                     self.chars,
                     (self.max_conversations, self.max_chars),
                 )
+                for key, latest in list(self.latest.items()):  # hold nothing evicted
+                    if self.prefixes.get(latest.anchor) is not latest:
+                        del self.latest[key]
 
     def clear(self) -> None:
         """Forget every conversation."""
         with self._lock:
             self.prefixes.clear()
+            self.latest.clear()
             self.chars = 0
 
 

@@ -359,8 +359,9 @@ def test_string_counts_stay_within_their_bounds() -> None:
 def test_conversations_stay_within_their_bounds() -> None:
     cache = ConversationCache(max_conversations=16, max_chars=20_000)
     counter = OpenAITokenCounter("gpt-4o")
-    rule = object()
+    rules = [object(), object()]
     for index in range(300):
+        rule = rules[index % 2]
         messages = conversation(1 + index % 12, tag=f"{index} ")
         for _ in range(2):
             expected = uncached(counter)._messages_tokens(copy.deepcopy(messages))
@@ -369,6 +370,8 @@ def test_conversations_stay_within_their_bounds() -> None:
         assert cache.chars <= 20_000
         held = sum(prefix.chars for prefix in cache.prefixes.values() if prefix is not None)
         assert cache.chars == held
+        # the shortcut to each rule's latest conversation holds nothing evicted
+        assert all(cache.prefixes.get(p.anchor) is p for p in cache.latest.values())
         for prefix in cache.prefixes.values():
             if prefix is not None:
                 assert prefix.chars == sum(
