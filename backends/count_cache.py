@@ -238,7 +238,7 @@ class ConversationCache:
         self._lock = threading.Lock()
 
     def count(
-        self, rule: object, messages: list[Any], count_messages: Callable[[list[Any]], int]
+        self, rule: object, messages: list[Any], count_messages: Callable[[list[Any], bool], int]
     ) -> int:
         """Tokens of ``messages`` (without reply priming), counting only what is new.
 
@@ -253,18 +253,18 @@ class ConversationCache:
         else:
             anchor = _anchor(rule, messages)
             if anchor is None:
-                return count_messages(messages)
+                return count_messages(messages, True)
             prefix = self.prefixes.get(anchor, _ABSENT)
-            if prefix is _ABSENT:
+            if prefix is _ABSENT:  # first sight: note it, keep nothing yet
                 self._store(anchor, None)
-                return count_messages(messages)
+                return count_messages(messages, False)
             start, tokens = prefix.match(messages) if prefix is not None else (0, 0)
         new = messages[start:] if start else messages
         copied = copy_messages(new)
         if copied is None:
-            return tokens + count_messages(new)
+            return tokens + count_messages(new, True)
         copies, chars = copied
-        tokens += count_messages(copies)  # the copies: what is kept is exactly what was counted
+        tokens += count_messages(copies, True)  # what is kept is exactly what was counted
         if new or prefix is None:
             self._remember(rule, anchor, prefix, start, copies, chars, tokens)
         return tokens

@@ -233,8 +233,12 @@ class OpenAITokenCounter(BaseTokenCounter):
             total += self.count_tools(tools)
         return total + _REPLY_PRIMING
 
-    def _messages_tokens(self, messages: list[Mapping[str, Any]]) -> int:
+    def _messages_tokens(self, messages: list[Mapping[str, Any]], keep: bool = True) -> int:
         """Tokens of ``messages`` without reply priming, from string counts.
+
+        ``keep`` False: new strings are counted without being kept (a conversation seen for
+        the first time: its strings are kept when it comes back, so a one-off count neither
+        pays for the keeping nor pushes out what recurs).
 
         The common case runs at C speed (map/chain/compress): on this kind of machine each
         Python-level step per message costs about as much as tokenizing its text. Content
@@ -247,23 +251,36 @@ class OpenAITokenCounter(BaseTokenCounter):
         table = self._cache_slot()[1]
         try:
             values = list(chain.from_iterable(map(_values, messages)))
-            return total + self._strings_tokens(values, table)
+            return total + self._strings_tokens(values, table, keep)
         except TypeError:
             strings, images = self._general_strings(messages)
-            return total + images + self._strings_tokens(strings, table)
+            return total + images + self._strings_tokens(strings, table, keep)
 
-    def _strings_tokens(self, strings: list[str], table: StringCounts | None) -> int:
+    def _strings_tokens(
+        self, strings: list[str], table: StringCounts | None, keep: bool = True
+    ) -> int:
         """Sum of the strings' counts: known ones from ``table``, the rest in one call."""
         if table is None:
-            return sum(self._count_each(strings)) if strings else 0
+            return self._count_all(strings) if strings else 0
         known = list(map(table.table.get, strings))
         misses = list(compress(strings, map(_is_none, known)))
         total: int = sum(filter(None, known))
-        if misses:
+        if misses and keep:
             counts = self._count_each(misses)
             table.remember(misses, counts)
             total += sum(counts)
+        elif misses:
+            total += self._count_all(misses)
         return total
+
+    def _count_all(self, strings: list[str]) -> int:
+        """The sum of the strings' counts (TypeError for a non-string); see :meth:`_count_each`."""
+        joined = _SEPARATOR.join(strings)
+        if joined.count(_SEPARATOR) != len(strings) - 1:
+            return sum(self._count_each(strings))
+        encoding = self._encoding()
+        tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
+        return len(tokens) - (len(strings) - 1)
 
     def _general_strings(self, messages: list[Mapping[str, Any]]) -> tuple[list[str], int]:
         """Every string the formula counts in ``messages``, and the tokens of their images."""
@@ -419,6 +436,9 @@ class ApproximateTokenCounter(OpenAITokenCounter):
     def note(self) -> str:
         """Always approximate."""
         return "approximate counter: about 4 characters per token, no tokenizer"
+
+    def _count_all(self, strings: list[str]) -> int:
+        return sum(self._count_each(strings))
 
     def _count_each(self, strings: list[str]) -> list[int]:
         per_token = self.CHARS_PER_TOKEN

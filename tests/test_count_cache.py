@@ -444,3 +444,15 @@ def test_threads_counting_and_editing_their_conversations() -> None:
         count_cache._TABLES.clear()
         count_cache._TABLES.update(original)
         count_cache._CONVERSATIONS = original_conversations
+
+
+def test_strings_are_kept_when_their_conversation_comes_back() -> None:
+    """A one-off count keeps no string (nothing pushed out); the second count keeps them."""
+    counter = OpenAITokenCounter("gpt-4o")
+    messages = conversation(4, tag="once ")
+    table = counter._cache_slot()[1]
+    check(counter, messages)  # counts twice: first sight, then kept
+    assert messages[2]["content"] in table.table
+    clear_count_caches()
+    counter.count_tokens_from_messages(conversation(4, tag="one-off "))
+    assert not any("one-off" in text for text in table.table)
