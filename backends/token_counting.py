@@ -46,6 +46,7 @@ __all__ = [
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada-002")
 _REPLY_PRIMING = 3
+_SHORT = 24  # strings up to this length are kept even from a conversation seen once
 _SEPARATOR = "<|endoftext|>"  # a special token in both encodings
 _ALLOWED = frozenset({_SEPARATOR})
 _is_none = partial(operator.is_, None)
@@ -265,13 +266,21 @@ class OpenAITokenCounter(BaseTokenCounter):
         known = list(map(table.table.get, strings))
         misses = list(compress(strings, map(_is_none, known)))
         total: int = sum(filter(None, known))
+        if misses and not keep and min(map(len, misses)) <= _SHORT:
+            # roles, names, ids recur in every conversation: kept even on a first sight
+            total += self._keep([text for text in misses if len(text) <= _SHORT], table)
+            misses = [text for text in misses if len(text) > _SHORT]
         if misses and keep:
-            counts = self._count_each(misses)
-            table.remember(misses, counts)
-            total += sum(counts)
+            total += self._keep(misses, table)
         elif misses:
             total += self._count_all(misses)
         return total
+
+    def _keep(self, strings: list[str], table: StringCounts) -> int:
+        """Count ``strings``, keep their counts in ``table``, return their sum."""
+        counts = self._count_each(strings)
+        table.remember(strings, counts)
+        return sum(counts)
 
     def _count_all(self, strings: list[str]) -> int:
         """The sum of the strings' counts (TypeError for a non-string); see :meth:`_count_each`."""
