@@ -97,18 +97,9 @@ def tool_conversation(size: int, serial: int) -> list[dict[str, Any]]:
 
 def _texts(message: dict[str, Any]) -> str:
     """Every string of a message concatenated: what the floor encodes for it."""
+    from backends.token_counting import _strings
 
-    def strings(value: Any) -> Iterator[str]:
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, dict):
-            for item in value.values():
-                yield from strings(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from strings(item)
-
-    return "".join(strings(message))
+    return "".join(_strings(message))
 
 
 def run(quick: bool) -> list[Figure]:
