@@ -486,7 +486,8 @@ def test_check_prints_each_problem_once_then_a_summary(
 ) -> None:
     write_settings(
         '[models.b]\nbackend = "azure"\ndeployment = "d"\napi_key = "k"\n'
-        '[models.c]\nbackend = "fake"\n[environments.prod.models.c]\nreply = "p"\n'
+        '[models.c]\nbackend = "fake"\nmodel = "gpt-4o"\n'
+        '[environments.prod.models.c]\nreply = "p"\n'
         '[environments.dev.models.c]\nreply = "d"\n'
     )
     lines = console("check").stdout.splitlines()
