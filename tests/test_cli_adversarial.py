@@ -26,6 +26,28 @@ tiemout = 3
 """
 
 
+@pytest.mark.parametrize("args", [("check",), ("list",), ("--version",)])
+def test_a_reader_that_goes_away_is_not_success_and_no_traceback(
+    write_settings: Callable[[str], Path], args: tuple[str, ...]
+) -> None:
+    write_settings(BROKEN)
+    assert console("check").returncode == 1  # the check itself fails...
+    # ... and piped into a reader that quit, it must not report success (`set -o pipefail`).
+    shell = subprocess.run(
+        [
+            "/bin/bash",
+            "-c",
+            'set -o pipefail; "$0" "$@" | (exec 0<&-; sleep 2)',
+            str(SCRIPT),
+            *args,
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert shell.returncode == 141, shell.stderr
+    assert b"Traceback" not in shell.stderr and b"Exception ignored" not in shell.stderr
+
+
 def test_check_env_matches_environments_as_other_commands_do(
     write_settings: Callable[[str], Path],
 ) -> None:

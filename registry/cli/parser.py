@@ -51,6 +51,7 @@ class Command:
     def epilog(self) -> str:
         """The ``--help`` text after the options: examples, variables, exit codes."""
         codes = {**_EXIT_CODES, **dict(self.exit_codes), 130: "interrupted (Ctrl-C)"}
+        codes[141] = "the output's reader went away (| head)"
         parts = ["examples:", *(f"  {example}" for example in self.examples)]
         variables = (*self.variables, "NO_COLOR   no colour in messages (also when piped)")
         parts += ["", "environment variables:", *(f"  {v}" for v in variables)]
