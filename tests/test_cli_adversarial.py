@@ -59,3 +59,19 @@ def test_check_env_matches_environments_as_other_commands_do(
     unknown = console("check", "--env", "nope", "--json")
     assert unknown.returncode == 1
     assert "(from command line)" in json.loads(unknown.stderr)["error"]
+
+
+@pytest.mark.parametrize("command", [["chat", "a", "-"], ["tokens", "a", "-"]])
+def test_standard_input_closed_is_a_usage_error(
+    write_settings: Callable[[str], Path], command: list[str]
+) -> None:
+    write_settings('[models.a]\nbackend = "fake"\nmodel = "gpt-4o"\n')
+    result = subprocess.run(
+        ["/bin/sh", "-c", '"$0" "$@" <&-', str(SCRIPT), *command, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stderr)
+    assert error["kind"] == "UsageError" and "standard input is closed" in error["error"]
