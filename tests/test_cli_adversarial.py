@@ -75,3 +75,12 @@ def test_standard_input_closed_is_a_usage_error(
     assert result.returncode == 2, result.stderr
     error = json.loads(result.stderr)
     assert error["kind"] == "UsageError" and "standard input is closed" in error["error"]
+
+
+def test_abbreviated_options_are_usage_errors(write_settings: Callable[[str], Path]) -> None:
+    write_settings('[models.a]\nbackend = "fake"\n')
+    # `--jso` used to mean --json for the output but not for the errors.
+    for args in (["--jso", "list"], ["list", "--jso"], ["check", "--stric"]):
+        result = console(*args)
+        assert result.returncode == 2, args
+        assert "unrecognized arguments" in result.stderr and result.stdout == ""

@@ -179,8 +179,11 @@ def _add_global_options(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``modelreg`` parser; global options work before or after the command."""
+    # No abbreviations (`--jso`): --json is spotted before parsing so usage errors are JSON too,
+    # and an abbreviation that works today would break when an option sharing its prefix comes.
     parser = Parser(
         prog="modelreg",
+        allow_abbrev=False,
         description="Configuration-driven model registry: which deployment each model name "
         "means, per environment.",
         epilog="Run `modelreg COMMAND --help` for a command's examples, variables and exit codes.",
@@ -195,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.summary[0].upper() + command.summary[1:] + ".",
             epilog=command.epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
         )
         _add_global_options(sub, command.global_options, top=False)
         _ARGUMENTS[command.name](sub)
