@@ -84,3 +84,21 @@ def test_abbreviated_options_are_usage_errors(write_settings: Callable[[str], Pa
         result = console(*args)
         assert result.returncode == 2, args
         assert "unrecognized arguments" in result.stderr and result.stdout == ""
+
+
+def test_positionals_may_follow_a_commands_options(write_settings: Callable[[str], Path]) -> None:
+    write_settings('[models.a]\nbackend = "fake"\nmodel = "gpt-4o"\n')
+    # argparse alone filled PROMPT (and FILE) at NAME, leaving the word after --system over.
+    result = console("chat", "a", "--system", "Be brief", "Hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "fake reply to: Hello there"
+    Path("m.json").write_text('[{"role": "user", "content": "hi"}]')
+    Path("t.json").write_text("[]")
+    counted = console("tokens", "a", "--tools", "t.json", "m.json", "--json")
+    assert counted.returncode == 0, counted.stderr
+    assert json.loads(counted.stdout)["tokens"] > 0
+    # After `--` every word is a positional, also one that looks like an option.
+    dashed = console("chat", "a", "--", "--json")
+    assert dashed.returncode == 0 and dashed.stdout.strip() == "fake reply to: --json"
+    named = console("show", "--", "--json")
+    assert named.returncode == 1 and "unknown model '--json'" in named.stderr

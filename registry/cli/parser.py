@@ -145,6 +145,30 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
+class _CommandParser(Parser):
+    """A command's parser: its positionals may come after its options.
+
+    Plain argparse fills every ``nargs="?"`` positional at the first one it meets, so in
+    ``modelreg chat writer --system "Be brief" "Hello"`` the prompt after ``--system`` is left
+    over ("unrecognized arguments"). Intermixed parsing reads options first, then positionals.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Not after `--` (argparse's intermixed passes would drop it and read `--json` after it
+        # as the option), nor inside the two passes of parse_known_intermixed_args.
+        if self._intermixing or "--" in (args or ()):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 class _Version(argparse.Action):
     """``--version``: the installed distribution's version (read only when asked)."""
 
@@ -190,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     _add_global_options(parser, list(GLOBAL_OPTIONS), top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for command in COMMANDS:
         sub = commands.add_parser(
             command.name,
