@@ -86,6 +86,22 @@ def test_abbreviated_options_are_usage_errors(write_settings: Callable[[str], Pa
         assert "unrecognized arguments" in result.stderr and result.stdout == ""
 
 
+def test_show_names_the_variable_an_empty_setting_left_the_key_to(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    write_settings(
+        f'[models.a]\nbackend = "azure"\ndeployment = "d"\nendpoint = "{server.base_url}"\n'
+        'api_version = "2024-10-21"\napi_key = "${UNSET_KEY:-}"\nmax_retries = 0\n'
+    )
+    env = {"AZURE_OPENAI_API_KEY": "test-key"}
+    shown = json.loads(console("show", "a", "--json", env=env).stdout)["credentials"]
+    assert console("chat", "a", "hi", env=env).returncode == 0
+    assert server.requests[0].headers.get("api-key") == "test-key"  # what the request carried
+    assert shown == [
+        {"deployment": None, "kind": "API key (api_key)", "origin": "env AZURE_OPENAI_API_KEY"}
+    ]
+
+
 def test_positionals_may_follow_a_commands_options(write_settings: Callable[[str], Path]) -> None:
     write_settings('[models.a]\nbackend = "fake"\nmodel = "gpt-4o"\n')
     # argparse alone filled PROMPT (and FILE) at NAME, leaving the word after --system over.
