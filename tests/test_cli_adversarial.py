@@ -102,6 +102,39 @@ def test_show_names_the_variable_an_empty_setting_left_the_key_to(
     ]
 
 
+def test_list_says_when_default_model_names_nothing(
+    write_settings: Callable[[str], Path],
+) -> None:
+    write_settings(
+        '[models.a]\nbackend = "fake"\n[environments.prod]\n'
+        'default_model = "0123456789abcdef0123456789abcdef"\n'
+    )
+    result = console("list", "--env", "prod")
+    assert result.returncode == 0
+    assert "warning: default_model (settings.toml [environments.prod]) is no model" in (
+        result.stderr
+    )
+    assert "*" not in result.stdout and "0123456789abcdef" not in result.stdout + result.stderr
+    data = console("list", "--env", "prod", "--json")
+    assert json.loads(data.stdout)["default_model"] is None
+    assert json.loads(data.stderr)["kind"] == "RegistryWarning"
+
+
+def test_list_does_not_count_deployments_that_are_not_a_pool(
+    write_settings: Callable[[str], Path],
+) -> None:
+    write_settings(
+        '[models.empty]\nbackend = "fake"\ndeployments = []\n'
+        '[models.text]\nbackend = "fake"\ndeployments = ["a", "b"]\n'
+        '[models.one]\nbackend = "fake"\n'
+    )
+    models = {m["name"]: m for m in json.loads(console("list", "--json").stdout)["models"]}
+    assert models["empty"]["deployments"] is None and models["text"]["deployments"] is None
+    assert models["one"]["deployments"] == 1
+    rows = console("list").stdout
+    assert rows.count("(invalid: see modelreg check)") == 2
+
+
 def test_positionals_may_follow_a_commands_options(write_settings: Callable[[str], Path]) -> None:
     write_settings('[models.a]\nbackend = "fake"\nmodel = "gpt-4o"\n')
     # argparse alone filled PROMPT (and FILE) at NAME, leaving the word after --system over.
