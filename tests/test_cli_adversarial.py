@@ -151,3 +151,19 @@ def test_positionals_may_follow_a_commands_options(write_settings: Callable[[str
     assert dashed.returncode == 0 and dashed.stdout.strip() == "fake reply to: --json"
     named = console("show", "--", "--json")
     assert named.returncode == 1 and "unknown model '--json'" in named.stderr
+
+
+def test_log_warnings_are_json_objects_with_json(write_settings: Callable[[str], Path]) -> None:
+    write_settings(
+        'routing_state = "redis://:planted-pw@127.0.0.1:1/0"\n[models.p]\nbackend = "fake"\n'
+        '[[models.p.deployments]]\nreply = "a"\n[[models.p.deployments]]\nreply = "b"\n'
+    )
+    result = console("routes", "p", "--json")
+    assert result.returncode == 1  # the shared state is unreachable
+    lines = result.stderr.splitlines()
+    assert lines, "the unreachable state is reported"
+    for line in lines:  # Python's last-resort handler printed this one as bare text
+        assert json.loads(line)["kind"] == "modelreg.routing", line
+    assert "planted-pw" not in result.stderr
+    text = console("routes", "p").stderr
+    assert text.startswith("modelreg: warning: routing state: Redis at redis://***@")

@@ -9,6 +9,7 @@ same exit codes.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -93,9 +94,29 @@ def _main(words: list[str], out: TextIO) -> int:
     except UsageError as exc:
         report_error(str(exc), "UsageError", as_json=as_json)
         return 2
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_printer(as_json)
-        return _run(args, out, as_json)
+    logged = _LogPrinter(as_json)
+    logger = logging.getLogger("modelreg")
+    logger.addHandler(logged)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(as_json)
+            return _run(args, out, as_json)
+    finally:
+        logger.removeHandler(logged)
+
+
+class _LogPrinter(logging.Handler):
+    """modelreg's own log warnings (an unreachable routing state) as the CLI's warnings.
+
+    Without it Python's last-resort handler prints them as bare text, also with ``--json``.
+    """
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.as_json = as_json
+
+    def emit(self, record: logging.LogRecord) -> None:
+        report_warning(record.getMessage(), record.name, as_json=self.as_json)
 
 
 def _warning_printer(as_json: bool) -> Callable[..., None]:
