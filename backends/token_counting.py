@@ -33,6 +33,7 @@ from backends.count_cache import StringCounts, conversation_cache, string_counts
 from backends.encodings import get_encoding, prefetch
 from backends.image_tokens import ImageTokenRule, image_tokens
 from backends.model_names import normalise_model_name
+from registry.masking import quoted_name
 
 __all__ = [
     "ApproximateTokenCounter",
@@ -114,8 +115,8 @@ def rules_for_model(model: str) -> ModelTokenRules:
         model,
         "o200k_base",
         exact=False,
-        note=f"unknown model {model!r}: counted with o200k_base as an approximation; set the "
-        'model\'s base model (model = "gpt-4o", ...) for an exact count',
+        note=f"unknown model {quoted_name(model)}: counted with o200k_base as an approximation; "
+        'set the model\'s base model (model = "gpt-4o", ...) for an exact count',
     )
 
 

@@ -167,3 +167,87 @@ def test_log_warnings_are_json_objects_with_json(write_settings: Callable[[str],
     assert "planted-pw" not in result.stderr
     text = console("routes", "p").stderr
     assert text.startswith("modelreg: warning: routing state: Redis at redis://***@")
+
+
+KEYS = (
+    "sk-proj-AAAAbbbbCCCC1111dddd2222",
+    "0123456789abcdef0123456789abcde1",
+    "sk-proj-ZZZZyyyyXXXX9999wwww8888",
+    "fedcba9876543210fedcba9876543210",
+)
+PASTED = f"""
+default_model = "{KEYS[0]}"
+[models.chat]
+backend = "azure"
+deployment = "{KEYS[1]}"
+model = "{KEYS[2]}"
+endpoint = "https://contoso.openai.azure.com"
+api_version = "2024-10-21"
+aliases = ["{KEYS[3]}"]
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", "--json"),
+        ("show", "chat"),
+        ("show", "chat", "--json"),
+        ("check",),
+        ("check", "--json"),
+        ("show",),
+        ("show", KEYS[0][:-1] + "1"),  # a near copy: no did-you-mean may complete it
+        ("show", KEYS[3][:-1] + "1", "--json"),
+    ],
+)
+def test_keys_pasted_into_name_fields_are_never_shown(
+    write_settings: Callable[[str], Path], args: tuple[str, ...]
+) -> None:
+    write_settings(PASTED)
+    result = console(*args)
+    assert "Traceback" not in result.stderr
+    for key in KEYS:
+        assert key[4:20] not in result.stdout + result.stderr, (key, args)
+
+
+def test_names_in_known_lists_cannot_forge_lines(write_settings: Callable[[str], Path]) -> None:
+    write_settings('[models."a\\nmodelreg: error: forged"]\nbackend = "fake"\n')
+    result = console("show", "b")
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "a\\nmodelreg: error: forged" in result.stderr
+
+
+def test_a_server_quoting_the_rejected_key_never_shows_it(
+    write_settings: Callable[[str], Path], server: AzureServer
+) -> None:
+    from tests.azure_server import Fault
+
+    key = "planted-rejected-key-4242"
+    write_settings(
+        f'[models.chat]\nbackend = "azure"\ndeployment = "dep"\nendpoint = "{server.base_url}"\n'
+        f'api_version = "2024-10-21"\napi_key = "{key}"\nmax_retries = 0\n'
+    )
+    error = {
+        "error": {
+            "message": f"Incorrect API key provided: {key}.",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+    }
+    for args in (("chat", "chat", "hi"), ("chat", "chat", "hi", "--json")):
+        server.add_faults(Fault(status=401, body=error))
+        result = console(*args)
+        assert result.returncode == 1
+        assert key not in result.stdout + result.stderr
+        assert "Incorrect API key provided: ***" in result.stderr
+    # ... and for Python callers: the exception's message and parsed body.
+    from openai import AuthenticationError
+
+    from registry import create_model
+
+    server.add_faults(Fault(status=401, body=error))
+    with pytest.raises(AuthenticationError) as caught:
+        create_model("chat").run([{"role": "user", "content": "hi"}])
+    assert key not in str(caught.value) and key not in json.dumps(caught.value.body)

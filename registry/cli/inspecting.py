@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from registry.cli import common
 from registry.cli.output import escaped_lines, print_json, table
 from registry.errors import RegistryError
-from registry.masking import escape_control
+from registry.masking import escape_control, shown_name
 from registry.settings import Settings, choose_env
 
 __all__ = ["cmd_config", "cmd_list", "cmd_plugins", "cmd_routes", "cmd_show"]
@@ -92,7 +92,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
                 "backend": _listed(data.get("backend"), settings),
                 "target": _listed(data.get("deployment") or data.get("model"), settings),
                 "deployments": _pool_size(data),
-                "aliases": sorted(a for a, n in names.aliases.items() if n == name),
+                "aliases": sorted(shown_name(a) for a, n in names.aliases.items() if n == name),
             }
         )
     if args.json:
