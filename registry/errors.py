@@ -60,14 +60,12 @@ __all__ = [
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest candidates, or ``""`` when none is close.
 
-    Nothing is suggested for a word that may be a key: a near match would show most of it.
+    A candidate that looks like a key (an alias pasted from one) is never suggested: it would
+    show most of the key to whoever mistyped it.
     """
     import difflib  # only when something is misspelt: not on every cold start
 
     from registry.masking import escape_control, looks_like_secret
-
-    if looks_like_secret(word):
-        return ""
     known = sorted(c for c in set(candidates) if not looks_like_secret(c))
     matches = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
     if not matches:
