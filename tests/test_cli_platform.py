@@ -431,6 +431,8 @@ def test_chat_at_a_terminal_without_a_prompt_is_a_usage_error(
     code, output = in_terminal("chat", env={"NO_COLOR": "1"})
     assert code == 2
     assert "give a PROMPT, or - to read it from standard input" in output
+    code, output = in_terminal("chat", "Say hello", env={"NO_COLOR": "1"})
+    assert code == 2 and "'Say hello' is the model NAME; the PROMPT comes after it" in output
     result = console("chat", stdin="   \n")
     assert result.returncode == 2 and "the prompt is empty" in result.stderr
 
