@@ -195,8 +195,11 @@ class PluginHost:
         }
         return settle(shown, claims)
 
-    def lookup(self, kind: str, name: str) -> Any:
+    def lookup(self, kind: str, name: str, *, load: bool = True) -> Any:
         """Find ``name``: a built-in's without loading installed plugins, else after loading them.
+
+        ``load=False``: check only; a built-in registered by path is not imported (an
+        :class:`~registry.registrations.ImportPath` is returned for it).
 
         Raises PluginError when the name is unavailable or may be provided by a plugin that was
         kept out or broken, KeyError when nothing registered it.
@@ -206,7 +209,7 @@ class PluginHost:
         owner = registrations.owner[kind].get(name)
         if owner is None or not owner.builtin:  # a plugin's name may be claimed twice
             registrations = self.registrations(with_entry_points=True, layered=layered)
-        return registrations.get(kind, name)
+        return registrations.get(kind, name, load=load)
 
     def names(self, kind: str) -> list[str]:
         """Every usable name of one kind, entry-point plugins included."""
@@ -215,7 +218,7 @@ class PluginHost:
     def objects(self, kind: str) -> dict[str, Any]:
         """Every usable object of one kind by name, entry-point plugins included."""
         registrations = self.registrations(with_entry_points=True, layered=kind in _LAYERED)
-        return dict(registrations.objects[kind])
+        return registrations.loaded(kind)
 
     def layers(self, kind: str) -> list[Layer]:
         """The entries of a layered kind (capabilities), built-ins first, plugins loaded."""
