@@ -18,13 +18,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from importlib.metadata import EntryPoint
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from registry import hookspecs
 from registry.errors import PluginWarning, did_you_mean
-from registry.plugin_selection import PluginSelection, read_selection
 from registry.registrations import (
     KINDS,
     Claim,
@@ -34,6 +33,9 @@ from registry.registrations import (
     Registrations,
     settle,
 )
+
+if TYPE_CHECKING:  # imported when entry points are loaded: a built-in's name never needs it
+    from registry.plugin_selection import PluginSelection
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -122,6 +124,8 @@ class PluginHost:
             self._entry_points_loaded = True
             if self._use_entry_points:
                 from importlib.metadata import entry_points
+
+                from registry.plugin_selection import read_selection
 
                 found = list(entry_points(group=ENTRY_POINT_GROUP))
                 selection = self._selection or read_selection()

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.errors import PluginError, did_you_mean
-from registry.plugin_selection import BLOCK_VARIABLE
 
 __all__ = [
     "KINDS",
@@ -331,6 +330,8 @@ class Registrations:
 
 def kept_out_by(plugin: PluginInfo) -> str:
     """``kept out by env MODELREG_PLUGINS, which does not list it`` for messages."""
+    from registry.plugin_selection import BLOCK_VARIABLE  # loaded with the installed plugins
+
     if BLOCK_VARIABLE in (plugin.disabled_by or ""):
         return f"kept out by {plugin.disabled_by}"
     return f"kept out by {plugin.disabled_by}, which does not list it"
@@ -417,6 +418,8 @@ def _conflict(
             "different objects, so neither is used. Fix the plugin."
         )
         return
+    from registry.plugin_selection import BLOCK_VARIABLE
+
     for owner in owners:
         others = ", ".join(plugins[o].label for o in owners if o != owner)
         plugins[owner].fail(

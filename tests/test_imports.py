@@ -102,12 +102,13 @@ _NOT_NEEDED = (
     "backends.sdk_params",  # reading the SDK's parameter types: only to check a config
     "backends.capabilities",  # the capability table: only for request settings or check_context
 )
-#: Built-ins registered by import path that an azure model's first request does not use (a
-#: request with settings loads the installed plugins, which may import them themselves).
+#: Built-ins registered by import path that an azure model's first request does not use, and
+#: the plugin selection (a request with settings loads the installed plugins, and with them these).
 _OTHER_BUILTINS = (
     "backends.openai_compatible",  # the other built-in backends
     "backends.fake",
     "backends.token_counting",  # the token counters: only when the model counts
+    "registry.plugin_selection",  # MODELREG_PLUGINS: read when installed plugins load
 )
 
 
