@@ -399,8 +399,8 @@ class ModelRegistry:
         options = self._state[0].options
         directory = options.get("tiktoken_cache_dir")
         cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
-        try:
-            factory = plugins.lookup("token_counters", name)
+        try:  # checked now; a built-in's class is imported when the model first counts
+            plugins.lookup("token_counters", name, load=False)
         except KeyError:
             known = plugins.names("token_counters")
             message = (
@@ -412,6 +412,7 @@ class ModelRegistry:
             raise PluginError(f"model {spec.name!r}, field 'token_counter': {exc}") from None
 
         def build() -> BaseTokenCounter:
+            factory = plugins.lookup("token_counters", name)
             arguments: dict[str, Any] = {}
             if name == "openai" and cache_dir is not None:
                 arguments = {"cache_dir": cache_dir[0], "cache_dir_origin": cache_dir[1]}
