@@ -220,6 +220,8 @@ class AzureOpenAIModel(ChatCompletionsBackend):
     _azure_ad_token: SecretStr | None = None
     _api_key: SecretStr | None = None
     _credential_origin = "the constructor"
+    #: Credentials taken from a conventional variable: field -> ``env NAME``.
+    _env_origins: Mapping[str, str] = {}
     env_fallbacks = AZURE_ENV_FALLBACKS
     exclusive_fallbacks = (AUTH_FIELDS,)
 
@@ -341,6 +343,7 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         if found is None:
             return None
         self._credential_origin = f"variable {found[1]}"  # for a 401's message
+        self._env_origins = {**self._env_origins, field: f"env {found[1]}"}
         return self._credential(found[0], f"{field} (env {found[1]})")
 
     @property
@@ -407,7 +410,11 @@ class AzureOpenAIModel(ChatCompletionsBackend):
         return True
 
     def _origin(self, field: str) -> str:
-        return self.sources.get(field) or self._credential_origin
+        origin = self.sources.get(field)
+        if origin and field in self._env_origins:
+            # The settings named it but left it empty (`${KEY:-}`), so the variable was used.
+            origin = self._env_origins[field]
+        return origin or self._credential_origin
 
     def _hint(self, exc: BaseException) -> str:
         kind, url = type(exc).__name__, self.url or "the endpoint"

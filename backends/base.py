@@ -193,6 +193,11 @@ class BaseModelBackend(ABC):
             ConfigError: a setting the model refuses (the message ``check`` gives).
             ContextWindowExceededError: with ``check_context``, the request cannot fit.
         """
+        if not request and not self.check_context:
+            # Every rule reads the request's keys (request_rules): a request with none needs
+            # no capabilities, so a first request without settings does not look them up
+            # (importing the table, loading the installed plugins that may layer over it).
+            return request
         from backends.request_rules import adapted, context_overflow
 
         problems = self.request_problems(request)

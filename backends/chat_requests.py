@@ -33,7 +33,7 @@ import json
 import logging
 import threading
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
@@ -50,7 +50,7 @@ from backends.reply_checks import (
 from backends.stream_extras import ChoiceExtras
 from registry.errors import BackendError, ConfigError, IncompleteStreamError, RegistryError
 from registry.event_loops import LoopLocal
-from registry.masking import redact
+from registry.masking import mask_values, redact
 from registry.overrides import ClientOverride, active_override
 from registry.validation import (
     API_CHOICES,
@@ -73,16 +73,36 @@ _SDK_STREAMS = frozenset({"Stream", "AsyncStream"})
 _SDK_EVENT_STREAMS = frozenset({"ChatCompletionStream", "AsyncChatCompletionStream"})
 
 
-def annotate_sdk_error(exc: BaseException, context: str, hint: str = "") -> None:
-    """Prefix an openai SDK error's message with the model (and add a hint), keeping its type."""
+def annotate_sdk_error(
+    exc: BaseException, context: str, hint: str = "", secrets: Sequence[str] = ()
+) -> None:
+    """Prefix an openai SDK error's message with the model (and add a hint), keeping its type.
+
+    ``secrets`` (the model's credentials) are masked in the message and the parsed ``body``: a
+    server may quote the key it rejected ("Incorrect API key provided: ...").
+    """
     if not _is_sdk_error(exc) or getattr(exc, "_modelreg_context", False):
         return
     message = str(getattr(exc, "message", None) or (exc.args[0] if exc.args else exc))
+    message = mask_values(message, secrets)
+    if getattr(exc, "body", None) is not None and secrets:
+        exc.body = _masked_body(exc.body, secrets)  # type: ignore[attr-defined]
     annotated = f"[{context}] {message}" + (f" {hint}" if hint else "")
     exc.args = (annotated, *exc.args[1:])
     if hasattr(exc, "message"):
         exc.message = annotated
     exc._modelreg_context = True  # type: ignore[attr-defined]
+
+
+def _masked_body(body: Any, secrets: Sequence[str]) -> Any:
+    """An error body (JSON-like) with every string's secrets masked."""
+    if isinstance(body, str):
+        return mask_values(body, secrets)
+    if isinstance(body, dict):
+        return {key: _masked_body(value, secrets) for key, value in body.items()}
+    if isinstance(body, list):
+        return [_masked_body(value, secrets) for value in body]
+    return body
 
 
 def _is_sdk_error(exc: BaseException) -> bool:
@@ -468,7 +488,8 @@ class ChatCompletionsBackend(BaseModelBackend):
         if isinstance(exc, RegistryError):
             return exc
         if _is_sdk_error(exc):
-            annotate_sdk_error(exc, self._context(), self._override_hint(exc))
+            hint = self._override_hint(exc)
+            annotate_sdk_error(exc, self._context(), hint, self._masked_values())
             return exc
         problem = self._credential_problem(exc)
         if problem is not None:

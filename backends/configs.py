@@ -195,7 +195,12 @@ class RequestConfig:
         return "chat.completions.create"
 
     def check(self, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
-        """Validate ``config``: the clean settings, or None and every problem."""
+        """Validate ``config``: the clean settings, or None and every problem.
+
+        An empty config has nothing to check: the SDK's parameter files are not read for it.
+        """
+        if not config:
+            return {}, []
         allowed = self.keys()
         problems: list[Problem] = [
             (f"config.{shown_key(key, quoted=False)}", self._unknown(key, allowed))

@@ -32,26 +32,48 @@ import typing
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from backends.base import BackendSettings, BaseModelBackend, BuildContext, Messages
-from backends.fake_faults import FakeFault, FaultScript, check_fault
 from backends.results import chunks_from_text
 
 if TYPE_CHECKING:
+    from backends.fake_faults import FakeFault
     from registry.spec import ModelSpec
 
 __all__ = ["FakeFault", "FakeModel", "FakeSettings", "example_instance"]
 
 
+def __getattr__(name: str) -> Any:
+    """``FakeFault``, from :mod:`backends.fake_faults` when first asked for."""
+    if name == "FakeFault":
+        from backends.fake_faults import FakeFault
+
+        return FakeFault
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _check_fault(value: Any) -> Any:
+    """:func:`backends.fake_faults.check_fault`, imported only when a table has ``faults``."""
+    from backends.fake_faults import check_fault
+
+    return check_fault(value)
+
+
 class FakeSettings(BackendSettings):
-    """Fields of a ``backend = "fake"`` model table."""
+    """Fields of a ``backend = "fake"`` model table.
+
+    Its validator is built on first use (``defer_build``): a process whose models are all
+    Azure does not pay for it, nor import the fault grammar (:mod:`backends.fake_faults`).
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     reply: str | None = None
     replies: list[str] = []
     tool_call: bool = False
     #: One entry per call, in order (see :mod:`backends.fake_faults`); then normal answers.
-    faults: list[Annotated[str, BeforeValidator(check_fault)]] = []
+    faults: list[Annotated[str, BeforeValidator(_check_fault)]] = []
 
 
 def _example_value(annotation: Any) -> Any:
@@ -109,6 +131,8 @@ class FakeModel(BaseModelBackend):
         base_model: str | None = None,
     ) -> None:
         super().__init__(model_type, model_config_dict, name=name, base_model=base_model)
+        from backends.fake_faults import FaultScript
+
         self._faults = FaultScript(self.name, faults or [])
         self.reply = reply
         self._replies = itertools.cycle(replies) if replies else None

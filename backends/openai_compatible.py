@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from backends.azure import checked_client_kwargs
 from backends.base import BackendSettings, BuildContext, Credential
@@ -52,7 +52,13 @@ OPENAI_RESERVED_KWARGS: Mapping[str, str] = {
 
 
 class OpenAISettings(BackendSettings):
-    """The fields a ``backend = "openai"`` model table may set, besides the common ones."""
+    """The fields a ``backend = "openai"`` model table may set, besides the common ones.
+
+    Its validator is built on first use (``defer_build``), not by every process that imports
+    the built-in backends.
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
     allow_http: bool = False
     base_url: str | None = None

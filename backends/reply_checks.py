@@ -12,6 +12,8 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
+from registry.masking import mask_values
+
 __all__ = [
     "StreamProgress",
     "completion_problem",
@@ -25,9 +27,7 @@ def excerpt(text: str | bytes, secrets: Iterable[str] = (), limit: int = 80) -> 
     """The start of ``text`` as a quoted literal (control characters escaped), secrets masked."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    text = mask_values(text, secrets)
     return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import operator
 import os
+import struct
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain, compress, repeat
 from typing import Any
 
+from backends.count_cache import StringCounts, conversation_cache, string_counts
 from backends.encodings import get_encoding, prefetch
 from backends.image_tokens import ImageTokenRule, image_tokens
 from backends.model_names import normalise_model_name
+from registry.masking import quoted_name
 
 __all__ = [
     "ApproximateTokenCounter",
@@ -37,16 +41,15 @@ __all__ = [
     "ModelTokenRules",
     "OpenAITokenCounter",
     "rules_for_model",
+    "split_counts",
 ]
 
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada-002")
 _REPLY_PRIMING = 3
+_SHORT = 24  # strings up to this length are kept even from a conversation seen once
 _SEPARATOR = "<|endoftext|>"  # a special token in both encodings
 _ALLOWED = frozenset({_SEPARATOR})
-_SHORT = 24  # strings up to this length have their counts remembered ...
-_SHORT_LIMIT = 50_000  # ... up to this many per encoding
-_SHORT_COUNTS: dict[str, dict[str, int]] = {}
 _is_none = partial(operator.is_, None)
 _values = operator.methodcaller("values")
 
@@ -112,8 +115,8 @@ def rules_for_model(model: str) -> ModelTokenRules:
         model,
         "o200k_base",
         exact=False,
-        note=f"unknown model {model!r}: counted with o200k_base as an approximation; set the "
-        'model\'s base model (model = "gpt-4o", ...) for an exact count',
+        note=f"unknown model {quoted_name(model)}: counted with o200k_base as an approximation; "
+        'set the model\'s base model (model = "gpt-4o", ...) for an exact count',
     )
 
 
@@ -130,6 +133,11 @@ class OpenAITokenCounter(BaseTokenCounter):
 
     #: ``modelreg tokens --prefetch DIR``: download the encoding files for air-gapped machines.
     prefetch = staticmethod(prefetch)
+    #: Keep counts in the process's bounded caches (:mod:`backends.count_cache`), keyed by the
+    #: class, encoding, :class:`ModelTokenRules` constants and image rule. A subclass whose
+    #: counts depend on anything else sets this to False.
+    cache_counts: bool = True
+    _slot: tuple[Any, ...] | None = None
 
     def __init__(
         self,
@@ -168,103 +176,137 @@ class OpenAITokenCounter(BaseTokenCounter):
         tokens: list[int] = self._encoding().encode_ordinary(text)
         return tokens
 
-    def _count_strings(self, strings: list[str]) -> int:
-        """Sum of each string's token count, in one tokenizer call.
-
-        Short strings (roles, names, tool call ids) repeat in every conversation; their counts
-        are kept in a bounded per-encoding table. The rest are joined with ``<|endoftext|>``
-        allowed as a special token: tiktoken encodes the text between special tokens
-        independently, so the result is exactly the sum of the separate counts plus one token
-        per separator — without a call (and a GIL round trip) per string. Text that itself
-        contains the separator is counted one by one.
-        """
-        encoding = self._encoding()
-        short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
-        total = 0
-        long_strings = []
-        for text in strings:
-            if len(text) > _SHORT:
-                long_strings.append(text)
-                continue
-            count = short.get(text)
-            if count is None:
-                count = len(encoding.encode_ordinary(text))
-                if len(short) < _SHORT_LIMIT:
-                    short[text] = count
-            total += count
-        return total + self._count_long(long_strings)
-
-    def _count_long(self, long_strings: list[str], joined: str | None = None) -> int:
-        """Sum of the counts of ``long_strings``, in one call (see :meth:`_count_strings`).
-
-        ``joined``, when given, is ``long_strings`` already joined with the separator.
-        """
-        if not long_strings:
-            return 0
-        encoding = self._encoding()
-        if joined is None:
-            joined = _SEPARATOR.join(long_strings)
-        if joined.count(_SEPARATOR) != len(long_strings) - 1:
-            return sum(len(encoding.encode_ordinary(text)) for text in long_strings)
-        tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
-        return len(tokens) - (len(long_strings) - 1)
-
     def decode(self, tokens: list[int]) -> str:
         """Text of token ids."""
         encoding = get_encoding(self.encoding_name, self._cache_dir, self._cache_dir_origin)
         text: str = encoding.decode(tokens)
         return text
 
+    def _count_each(self, strings: list[str]) -> list[int]:
+        """The token count of each string, in one tokenizer call (TypeError for a non-string).
+
+        The strings are joined with ``<|endoftext|>`` allowed as a special token: tiktoken
+        encodes the text between special tokens independently, so the tokens between two
+        separators are exactly that string's own encoding — without a call (and a GIL round
+        trip) per string. Text that itself contains the separator is counted one by one.
+        """
+        joined = _SEPARATOR.join(strings)
+        encoding = self._encoding()
+        if len(strings) == 1:
+            return [len(encoding.encode_ordinary(joined))]
+        if joined.count(_SEPARATOR) != len(strings) - 1:
+            return [len(encoding.encode_ordinary(text)) for text in strings]
+        return split_counts(encoding, joined, len(strings))
+
+    def _cache_slot(self) -> tuple[Any, ...]:
+        """The caches of this counter's rule, looked up again only when its attributes change."""
+        parts = (self.encoding_name, self.rules, self.image_rule)
+        slot: tuple[Any, ...] | None = getattr(self, "_slot", None)
+        if slot is not None and slot[0] == parts:
+            return slot
+        if not self.cache_counts:
+            slot = (parts, None, None, None)
+        else:
+            rules = replace(self.rules, model="", note="")  # the name does not change a count
+            conversations, rule = conversation_cache(
+                (type(self), self.encoding_name, rules, self.image_rule)
+            )
+            slot = (parts, string_counts((type(self), self.encoding_name)), conversations, rule)
+        self._slot = slot
+        return slot
+
     def count_tokens_from_messages(
         self,
         messages: Iterable[Mapping[str, Any]],
         tools: Iterable[Mapping[str, Any]] | None = None,
     ) -> int:
-        """Prompt tokens per the cookbook formula (see the module docstring)."""
-        # The hot path of agent loops runs at C speed (map/compress/join): on this kind of
-        # machine each Python-level step per message costs about as much as tokenizing its
-        # text. Known short strings (roles, names) are counted from a table, the rest go to
-        # the tokenizer in one call. Content parts, tool calls or None among the values make
-        # map/join raise TypeError, and those messages take the general path.
-        rules = self.rules
-        messages = messages if isinstance(messages, list) else list(messages)
-        total = _REPLY_PRIMING + rules.tokens_per_message * len(messages)
-        total += rules.tokens_per_name * sum(map(operator.contains, messages, repeat("name")))
-        values = list(chain.from_iterable(map(_values, messages)))
-        short = _SHORT_COUNTS.setdefault(self.encoding_name, {})
-        other: list[str] = []
-        try:
-            known = list(map(short.get, values))
-            rest = list(compress(values, map(_is_none, known)))
-            joined: str | None = _SEPARATOR.join(rest)
-        except TypeError:
-            strings, total = self._general_values(messages, values, other, total)
-            known = list(map(short.get, strings))
-            rest = list(compress(strings, map(_is_none, known)))
-            joined = None
-        total += sum(filter(None, known))
-        if rest and min(map(len, rest)) <= _SHORT:  # short strings seen for the first time
-            other.extend(text for text in rest if len(text) <= _SHORT)
-            rest = [text for text in rest if len(text) > _SHORT]
-            joined = None
-        if tools:
-            total += self._collect_tools(tools, other)
-        return total + self._count_long(rest, joined) + self._count_strings(other)
+        """Prompt tokens per the cookbook formula (see the module docstring).
 
-    def _general_values(
-        self, messages: list[Mapping[str, Any]], values: list[Any], other: list[str], total: int
-    ) -> tuple[list[str], int]:
-        """Plain strings among ``values``; other values' text goes to ``other`` (images counted)."""
-        strings = [value for value in values if type(value) is str]
+        A conversation that starts like one counted before costs only what follows, and a
+        string counted before costs a lookup (:mod:`backends.count_cache`).
+        """
+        messages = messages if isinstance(messages, list) else list(messages)
+        _, _, conversations, rule = self._cache_slot()
+        if conversations is None or not messages:
+            total = self._messages_tokens(messages)
+        else:
+            total = conversations.count(rule, messages, self._messages_tokens)
+        if tools:
+            total += self.count_tools(tools)
+        return total + _REPLY_PRIMING
+
+    def _messages_tokens(self, messages: list[Mapping[str, Any]], keep: bool = True) -> int:
+        """Tokens of ``messages`` without reply priming, from string counts.
+
+        ``keep`` False: new strings are counted without being kept (a conversation seen for
+        the first time: its strings are kept when it comes back, so a one-off count neither
+        pays for the keeping nor pushes out what recurs).
+
+        The common case runs at C speed (map/chain/compress): on this kind of machine each
+        Python-level step per message costs about as much as tokenizing its text. Content
+        parts, tool calls or None among the values raise TypeError there, and those
+        conversations take the general path.
+        """
+        rules = self.rules
+        total = rules.tokens_per_message * len(messages)
+        total += rules.tokens_per_name * sum(map(operator.contains, messages, repeat("name")))
+        table = self._cache_slot()[1]
+        try:
+            values = list(chain.from_iterable(map(_values, messages)))
+            return total + self._strings_tokens(values, table, keep)
+        except TypeError:
+            strings, images = self._general_strings(messages)
+            return total + images + self._strings_tokens(strings, table, keep)
+
+    def _strings_tokens(
+        self, strings: list[str], table: StringCounts | None, keep: bool = True
+    ) -> int:
+        """Sum of the strings' counts: known ones from ``table``, the rest in one call."""
+        if table is None:
+            return self._count_all(strings) if strings else 0
+        known = list(map(table.table.get, strings))
+        misses = list(compress(strings, map(_is_none, known)))
+        total: int = sum(filter(None, known))
+        if misses and not keep and min(map(len, misses)) <= _SHORT:
+            # roles, names, ids recur in every conversation: kept even on a first sight
+            total += self._keep([text for text in misses if len(text) <= _SHORT], table)
+            misses = [text for text in misses if len(text) > _SHORT]
+        if misses and keep:
+            total += self._keep(misses, table)
+        elif misses:
+            total += self._count_all(misses)
+        return total
+
+    def _keep(self, strings: list[str], table: StringCounts) -> int:
+        """Count ``strings``, keep their counts in ``table``, return their sum."""
+        counts = self._count_each(strings)
+        table.remember(strings, counts)
+        return sum(counts)
+
+    def _count_all(self, strings: list[str]) -> int:
+        """The sum of the strings' counts (TypeError for a non-string); see :meth:`_count_each`."""
+        joined = _SEPARATOR.join(strings)
+        if joined.count(_SEPARATOR) != len(strings) - 1:
+            return sum(self._count_each(strings))
+        encoding = self._encoding()
+        tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
+        return len(tokens) - (len(strings) - 1)
+
+    def _general_strings(self, messages: list[Mapping[str, Any]]) -> tuple[list[str], int]:
+        """Every string the formula counts in ``messages``, and the tokens of their images."""
+        strings: list[str] = []
+        images = 0
         for message in messages:
             for key, value in message.items():
-                if type(value) is str or value is None:
+                if type(value) is str:
+                    strings.append(value)
+                elif value is None:
                     continue
-                if key == "content" and isinstance(value, list):
-                    total += self._collect_parts(value, other)
+                elif key == "content" and isinstance(value, list):
+                    images += self._collect_parts(value, strings)
                 else:
-                    other.extend(_strings(value))
-        return strings, total
+                    strings.extend(_strings(value))
+        return strings, images
 
     def _collect_parts(self, parts: list[Any], strings: list[str]) -> int:
         """Add the text of content parts to ``strings``; return the image tokens."""
@@ -290,7 +332,8 @@ class OpenAITokenCounter(BaseTokenCounter):
     def count_tools(self, tools: Iterable[Mapping[str, Any]]) -> int:
         """Tokens of tool definitions by the cookbook's function-counting constants."""
         strings: list[str] = []
-        return self._collect_tools(tools, strings) + self._count_strings(strings)
+        total = self._collect_tools(tools, strings)
+        return total + self._strings_tokens(strings, self._cache_slot()[1])
 
     def _collect_tools(self, tools: Iterable[Mapping[str, Any]], strings: list[str]) -> int:
         rules = self.rules
@@ -337,6 +380,39 @@ class OpenAITokenCounter(BaseTokenCounter):
         return total
 
 
+def split_counts(encoding: Any, joined: str, pieces: int) -> list[int]:
+    """Token counts of the ``pieces`` strings ``joined`` with ``<|endoftext|>``, one call.
+
+    The tokens come back as a buffer of 32-bit ids (tiktoken's ``encode_to_numpy`` path) and
+    are split on the separator's 4 bytes at C speed. Every token id is below 2**24, so its
+    last byte (little-endian) is 0; no byte of the separator's first three is, so the pattern
+    cannot match across two ids. Elsewhere (or on an older tiktoken) the token list is
+    scanned for the separator instead.
+    """
+    core = getattr(encoding, "_core_bpe", None)
+    separator = encoding.eot_token
+    if (
+        sys.byteorder == "little"
+        and encoding.n_vocab < 2**24
+        and hasattr(core, "encode_to_tiktoken_buffer")
+    ):
+        pattern = struct.pack("<I", separator)
+        if all(pattern[:3]):
+            buffer = bytes(core.encode_to_tiktoken_buffer(joined, _ALLOWED))  # type: ignore[union-attr]
+            chunks = buffer.split(pattern)
+            if len(chunks) == pieces:
+                return [len(chunk) >> 2 for chunk in chunks]
+    tokens = encoding.encode(joined, allowed_special=_ALLOWED, disallowed_special=())
+    counts = []
+    previous = -1
+    for _ in range(pieces - 1):
+        position = tokens.index(separator, previous + 1)
+        counts.append(position - previous - 1)
+        previous = position
+    counts.append(len(tokens) - previous - 1)
+    return counts
+
+
 def _strings(value: Any) -> Iterable[str]:
     """Every string inside nested dicts and lists (tool calls, function_call, ...)."""
     if isinstance(value, str):
@@ -371,11 +447,12 @@ class ApproximateTokenCounter(OpenAITokenCounter):
         """Always approximate."""
         return "approximate counter: about 4 characters per token, no tokenizer"
 
-    def _count_strings(self, strings: list[str]) -> int:
-        return sum(-(-len(text) // self.CHARS_PER_TOKEN) for text in strings)
+    def _count_all(self, strings: list[str]) -> int:
+        return sum(self._count_each(strings))
 
-    def _count_long(self, long_strings: list[str], joined: str | None = None) -> int:
-        return self._count_strings(long_strings)
+    def _count_each(self, strings: list[str]) -> list[int]:
+        per_token = self.CHARS_PER_TOKEN
+        return [-(-size // per_token) for size in map(str.__len__, strings)]
 
     def encode(self, text: str) -> list[int]:
         """Pseudo-tokens: one id per 4 characters (the ids carry no meaning)."""

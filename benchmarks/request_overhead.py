@@ -14,43 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._util import REPO, Figure, paired_blocks
+from benchmarks._server import ServerProcess
+from benchmarks._util import Figure, paired_blocks
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Hello"}]
-
-
-class _ServerProcess:
-    """The loopback server in a child process; ``base_url`` is read from its first line."""
-
-    def __init__(self) -> None:
-        code = (
-            "import sys, time\n"
-            "from tests.azure_server import AzureServer\n"
-            "server = AzureServer().start()\n"
-            "print(server.base_url, flush=True)\n"
-            "sys.stdin.read()\n"
-        )
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=str(REPO),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        self.base_url = self._process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        self._process.wait(timeout=30)
 
 
 def run(quick: bool) -> list[Figure]:
@@ -58,7 +30,7 @@ def run(quick: bool) -> list[Figure]:
 
     from registry import ModelRegistry
 
-    server = _ServerProcess()
+    server = ServerProcess()
     previous = Path.cwd()
     os.chdir(tempfile.mkdtemp())
     try:

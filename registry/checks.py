@@ -16,7 +16,7 @@ from typing import Any
 from registry.errors import MissingCredentialsError, RegistryError
 from registry.factory import ModelRegistry
 from registry.layers import default_model_name, model_names, orphan_message
-from registry.masking import escape_control
+from registry.masking import escape_control, quoted_name
 from registry.options import unknown_variable_message
 from registry.resolve import canonical_name
 from registry.secret_settings import plain_secret_fields
@@ -148,7 +148,7 @@ def _check_capabilities(registry: ModelRegistry, spec: ModelSpec, report: CheckR
         what = f"its base model is not known (deployment {capabilities.model!r} is no model"
         fix = 'set model = "..." to its base model (gpt-4o, o3-mini...), or set'
     else:
-        what = f"base model {capabilities.model!r} is not in the capability table"
+        what = f"base model {quoted_name(capabilities.model)} is not in the capability table"
         fix = "check its spelling, or set"
     report.add(
         "warning",

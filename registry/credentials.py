@@ -65,6 +65,9 @@ def describe_credentials(registry: ModelRegistry, explained: Explanation) -> lis
         return [CredentialUse(None, "none", "", str(exc))]
     except RegistryError as exc:
         return [CredentialUse(None, "unknown", "", f"the model cannot be built: {exc}")]
+    except Exception as exc:  # a plugin's backend: its message may quote a value, so not shown
+        problem = f"the model cannot be built: {type(exc).__name__} in its backend"
+        return [CredentialUse(None, "unknown", "", problem)]
     plan = model.routing_plan
     if plan is None or plan.pool is None:
         return [_of(model, None)]

@@ -34,7 +34,6 @@ if there was one.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -59,11 +58,19 @@ __all__ = [
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest candidates, or ``""`` when none is close."""
-    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.6)
+    """Return ``" Did you mean 'x'?"`` for the closest candidates, or ``""`` when none is close.
+
+    A candidate that looks like a key (an alias pasted from one) is never suggested: it would
+    show most of the key to whoever mistyped it.
+    """
+    import difflib  # only when something is misspelt: not on every cold start
+
+    from registry.masking import escape_control, looks_like_secret
+    known = sorted(c for c in set(candidates) if not looks_like_secret(c))
+    matches = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
     if not matches:
         return ""
-    quoted = " or ".join(repr(m) for m in matches)
+    quoted = " or ".join(escape_control(repr(m)) for m in matches)
     return f" Did you mean {quoted}?"
 
 
@@ -87,12 +94,15 @@ class UnknownModelError(RegistryError, KeyError):
     """No model or alias has the requested name."""
 
     def __init__(self, name: str, known: Iterable[str], *, where: str = "") -> None:
+        from registry.masking import quoted_name, shown_names
+
         self.name = name
         self.known = sorted(set(known))
-        listing = ", ".join(self.known) if self.known else "none are defined"
+        listing = shown_names(self.known) if self.known else "none are defined"
         location = f" in {where}" if where else ""
+        shown = quoted_name(name)
         message = (
-            f"unknown model {name!r}{location}.{did_you_mean(name, self.known)} "
+            f"unknown model {shown}{location}.{did_you_mean(name, self.known)} "
             f"Known models and aliases: {listing}."
         )
         super().__init__(message)

@@ -21,7 +21,7 @@ from registry.pools import HttpClientPool
 from registry.resolve import resolve_fields
 from registry.settings import Settings, choose_env, load_settings, orphan_environment_message
 from registry.spec import ExplainedField, ModelSpec
-from registry.spec_validation import explained_fields, resolve
+from registry.spec_validation import FALLBACK_FIELDS, explained_fields, resolve
 
 if TYPE_CHECKING:
     from backends.base import BaseModelBackend
@@ -68,10 +68,13 @@ def _configure(model: BaseModelBackend, spec: ModelSpec, context: BuildContext) 
         model.sources = spec.sources
 
 
-def _fallback_rules(spec: ModelSpec) -> FallbackRules:
+def _fallback_rules(spec: ModelSpec) -> FallbackRules | None:
+    """The model's fallbacks by name; None when it names none (routing is then not imported)."""
+    common = spec.common
+    if not any(getattr(common, name) for name in FALLBACK_FIELDS):
+        return None
     from registry.routing.plan import FallbackRules
 
-    common = spec.common
     return FallbackRules(
         tuple(common.fallbacks),
         tuple(common.context_window_fallbacks),
@@ -240,7 +243,7 @@ class ModelRegistry:
         _configure(model, spec, context)
         model.use_clients(clients, timeout=spec.common.timeout, max_retries=spec.common.max_retries)
         fallbacks = _fallback_rules(spec)
-        if spec.deployments or fallbacks:
+        if spec.deployments or fallbacks is not None:
             model.use_routing(self._routing_plan(spec, context, fallbacks))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -254,11 +257,11 @@ class ModelRegistry:
         return model
 
     def _routing_plan(
-        self, spec: ModelSpec, context: BuildContext, fallbacks: FallbackRules
+        self, spec: ModelSpec, context: BuildContext, fallbacks: FallbackRules | None
     ) -> RoutingPlan:
         """The model's pool (a backend per deployment, SDK retries 0) and its fallbacks."""
         from registry.routing.from_spec import pool_for
-        from registry.routing.plan import RoutingPlan
+        from registry.routing.plan import FallbackRules, RoutingPlan
 
         common = spec.common
         pool = None
@@ -268,7 +271,13 @@ class ModelRegistry:
             backend_cls = self.plugins.backend(spec.backend)
             single = common.model_copy(update={"max_retries": 0})
             for deployment, member in zip(pool.deployments, spec.deployments, strict=True):
-                member_spec = replace(spec, options=member.options, common=single, deployments=())
+                member_spec = replace(
+                    spec,
+                    options=member.options,
+                    common=single,
+                    deployments=(),
+                    sources={**spec.sources, **member.sources},  # 401 hints name the entry
+                )
                 built: BaseModelBackend = backend_cls.from_spec(member_spec, context)
                 _configure(built, member_spec, context)
                 members[deployment.id] = built
@@ -277,7 +286,7 @@ class ModelRegistry:
             spec.name,
             pool,
             members,
-            fallbacks,
+            fallbacks or FallbackRules(),
             self.create,
             max_retries=common.max_retries,
             budget=None if timeout is None else timeout * (common.max_retries + 1),
@@ -390,8 +399,8 @@ class ModelRegistry:
         options = self._state[0].options
         directory = options.get("tiktoken_cache_dir")
         cache_dir = (directory, options.origin("tiktoken_cache_dir")) if directory else None
-        try:
-            factory = plugins.lookup("token_counters", name)
+        try:  # checked now; a built-in's class is imported when the model first counts
+            plugins.lookup("token_counters", name, load=False)
         except KeyError:
             known = plugins.names("token_counters")
             message = (
@@ -403,6 +412,7 @@ class ModelRegistry:
             raise PluginError(f"model {spec.name!r}, field 'token_counter': {exc}") from None
 
         def build() -> BaseTokenCounter:
+            factory = plugins.lookup("token_counters", name)
             arguments: dict[str, Any] = {}
             if name == "openai" and cache_dir is not None:
                 arguments = {"cache_dir": cache_dir[0], "cache_dir_origin": cache_dir[1]}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,10 +32,14 @@ __all__ = [
     "Redacted",
     "escape_control",
     "is_secret_name",
+    "looks_like_secret",
     "mask_url",
+    "mask_values",
     "masked",
+    "quoted_name",
     "redact",
     "shown_name",
+    "shown_names",
     "shown_path",
 ]
 
@@ -166,14 +170,53 @@ def redact(value: Mapping[str, Any], *, key: str = "") -> Redacted:
     return value if isinstance(value, Redacted) else Redacted(value, key=key)
 
 
+_KEY_RUN = re.compile(r"[A-Za-z0-9]{20,}")
+HIDDEN_VALUE = "(hidden: looks like a key)"
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` may be a key pasted where a name belongs.
+
+    ``sk-...`` keys, and any run of 20 or more letters and digits mixing both (Azure's 32 hex
+    digits and 84-character keys, bearer tokens); names such as ``gpt-4o-mini-2024-07-18`` have
+    separators between their short runs.
+    """
+    if text.lower().startswith(("sk-", "sk_")):
+        return True
+    return any(
+        any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+        for run in _KEY_RUN.findall(text)
+    )
+
+
 def shown_name(value: object) -> str:
     """``value`` if it looks like a name (a deployment, model or backend), else a placeholder.
 
     For listings of values nobody validated yet: a key pasted into ``deployment`` must not print.
     """
     if isinstance(value, str) and _NAME.fullmatch(value):
-        return value
+        return HIDDEN_VALUE if looks_like_secret(value) else value
     return "(invalid: see modelreg check)"
+
+
+def shown_names(names: Iterable[str]) -> str:
+    """Names for a message's list (``Known models and aliases: ...``): escaped, keys hidden."""
+    return ", ".join(
+        HIDDEN_VALUE if looks_like_secret(name) else escape_control(name) for name in names
+    )
+
+
+def quoted_name(name: str) -> str:
+    """``name`` quoted for a message, escaped; a placeholder when it looks like a key."""
+    return HIDDEN_VALUE if looks_like_secret(name) else escape_control(repr(name))
+
+
+def mask_values(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret (a model's key, a token) as ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
@@ -190,7 +233,7 @@ def shown_key(key: object, *, quoted: bool = True) -> str:
         isinstance(key, str)
         and _FIELD_NAME.fullmatch(key)
         and sum(c.isdigit() for c in key) < 6
-        and not key.lower().startswith("sk-")
+        and not looks_like_secret(key)
     ):
         return repr(key) if quoted else key
     return HIDDEN_KEY if quoted else "(hidden)"

@@ -18,13 +18,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from importlib.metadata import EntryPoint
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from registry import hookspecs
 from registry.errors import PluginWarning, did_you_mean
-from registry.plugin_selection import PluginSelection, read_selection
 from registry.registrations import (
     KINDS,
     Claim,
@@ -34,6 +33,9 @@ from registry.registrations import (
     Registrations,
     settle,
 )
+
+if TYPE_CHECKING:  # imported when entry points are loaded: a built-in's name never needs it
+    from registry.plugin_selection import PluginSelection
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -123,6 +125,8 @@ class PluginHost:
             if self._use_entry_points:
                 from importlib.metadata import entry_points
 
+                from registry.plugin_selection import read_selection
+
                 found = list(entry_points(group=ENTRY_POINT_GROUP))
                 selection = self._selection or read_selection()
                 for entry_point in found:
@@ -195,8 +199,11 @@ class PluginHost:
         }
         return settle(shown, claims)
 
-    def lookup(self, kind: str, name: str) -> Any:
+    def lookup(self, kind: str, name: str, *, load: bool = True) -> Any:
         """Find ``name``: a built-in's without loading installed plugins, else after loading them.
+
+        ``load=False``: check only; a built-in registered by path is not imported (an
+        :class:`~registry.registrations.ImportPath` is returned for it).
 
         Raises PluginError when the name is unavailable or may be provided by a plugin that was
         kept out or broken, KeyError when nothing registered it.
@@ -206,7 +213,7 @@ class PluginHost:
         owner = registrations.owner[kind].get(name)
         if owner is None or not owner.builtin:  # a plugin's name may be claimed twice
             registrations = self.registrations(with_entry_points=True, layered=layered)
-        return registrations.get(kind, name)
+        return registrations.get(kind, name, load=load)
 
     def names(self, kind: str) -> list[str]:
         """Every usable name of one kind, entry-point plugins included."""
@@ -215,7 +222,7 @@ class PluginHost:
     def objects(self, kind: str) -> dict[str, Any]:
         """Every usable object of one kind by name, entry-point plugins included."""
         registrations = self.registrations(with_entry_points=True, layered=kind in _LAYERED)
-        return dict(registrations.objects[kind])
+        return registrations.loaded(kind)
 
     def layers(self, kind: str) -> list[Layer]:
         """The entries of a layered kind (capabilities), built-ins first, plugins loaded."""

@@ -19,20 +19,26 @@ kinds added later: add a :class:`Kind` to :data:`KINDS` and its hookspec) is set
 * **Invalid objects are reported, not used.** Each kind validates what it receives; a plugin
   that fails (to import, in a hook, or validation) affects only the names it would provide,
   and a lookup of such a name says which plugin and why.
+* **Built-ins may name an object instead of importing it** (:class:`ImportPath`): the name is
+  claimed (and reserved) at once, and the object is imported and validated when it is first
+  looked up, so a first request imports only the backend its model uses. A plugin's
+  :class:`ImportPath` is validated as the object it is (and refused).
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from registry.errors import PluginError, did_you_mean
-from registry.plugin_selection import BLOCK_VARIABLE
 
 __all__ = [
     "KINDS",
     "Claim",
+    "ImportPath",
     "Kind",
     "Layer",
     "PluginInfo",
@@ -110,6 +116,35 @@ def _check_settings_source(obj: Any) -> str | None:
     if isinstance(obj, SettingsSource):
         return None
     return f"{obj!r} is not a registry.secret_stores.SettingsSource"
+
+
+class ImportPath:
+    """Where a built-in's object lives (``module``, ``attribute``): imported on first lookup.
+
+    A plain class rather than a dataclass: one is created on every cold start.
+    """
+
+    __slots__ = ("attribute", "module")
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self.module = module
+        self.attribute = attribute
+
+    def __repr__(self) -> str:
+        return f"<{self.module}.{self.attribute}>"
+
+    def load(self) -> Any:
+        """Import the module and return the object."""
+        return getattr(importlib.import_module(self.module), self.attribute)
+
+    def loaded(self) -> bool:
+        """Whether the module is imported (an object from it may exist)."""
+        return self.module in sys.modules
+
+
+def _identity(obj: Any) -> object:
+    """What tells two registered objects apart (an import path by where it points)."""
+    return (obj.module, obj.attribute) if isinstance(obj, ImportPath) else id(obj)
 
 
 @dataclass(frozen=True)
@@ -222,8 +257,11 @@ class Registrations:
         """Whether any plugin registered ``name`` (usable or not)."""
         return name in self.objects[kind] or name in self.unavailable[kind]
 
-    def get(self, kind: str, name: str) -> Any:
+    def get(self, kind: str, name: str, *, load: bool = True) -> Any:
         """The object registered as ``name``.
+
+        ``load=False``: the same checks, but a built-in named by path stays an
+        :class:`ImportPath` (not imported).
 
         Raises:
             PluginError: the name is unavailable (a conflict, an invalid object), or it is not
@@ -231,10 +269,24 @@ class Registrations:
             KeyError: no plugin registered the name, and none could have.
         """
         if name in self.objects[kind]:
-            return self.objects[kind][name]
+            obj = self.objects[kind][name]
+            return self._load(kind, name, obj) if load and isinstance(obj, ImportPath) else obj
         if name in self.unavailable[kind]:
             raise PluginError(self.unavailable[kind][name])
         raise self._missing(kind, name)
+
+    def _load(self, kind: str, name: str, path: ImportPath) -> Any:
+        """Import a built-in's object named by its path, validate it, and keep it."""
+        obj = path.load()
+        problem = _BY_KEY[kind].validate(obj)
+        if problem is not None:  # a bug in modelreg itself; said as plainly as a plugin's
+            raise PluginError(f"built-in {_BY_KEY[kind].label} {name!r} ({path!r}): {problem}")
+        self.objects[kind][name] = obj
+        return obj
+
+    def loaded(self, kind: str) -> dict[str, Any]:
+        """Every usable object of one kind by name, built-ins named by path imported."""
+        return {name: self.get(kind, name) for name in self.objects[kind]}
 
     def _missing(self, kind: str, name: str) -> Exception:
         kept_out = [p for p in self.plugins if p.disabled_by]
@@ -264,8 +316,13 @@ class Registrations:
         return sorted(self.objects[kind])
 
     def registered_as(self, kind: str, obj: Any) -> tuple[str, PluginInfo] | None:
-        """The name ``obj`` is registered under and its plugin, or None."""
-        for name, candidate in self.objects[kind].items():
+        """The name ``obj`` is registered under and its plugin, or None.
+
+        A built-in named by path is imported only if its module is (else ``obj`` is not it).
+        """
+        for name, candidate in list(self.objects[kind].items()):
+            if isinstance(candidate, ImportPath) and candidate.loaded():
+                candidate = self.get(kind, name)
             if candidate is obj:
                 return name, self.owner[kind][name]
         return None
@@ -273,6 +330,8 @@ class Registrations:
 
 def kept_out_by(plugin: PluginInfo) -> str:
     """``kept out by env MODELREG_PLUGINS, which does not list it`` for messages."""
+    from registry.plugin_selection import BLOCK_VARIABLE  # loaded with the installed plugins
+
     if BLOCK_VARIABLE in (plugin.disabled_by or ""):
         return f"kept out by {plugin.disabled_by}"
     return f"kept out by {plugin.disabled_by}, which does not list it"
@@ -299,13 +358,14 @@ def settle(plugins: dict[str, PluginInfo], claims: list[Claim]) -> Registrations
                         "select it in settings"
                     )
             group = builtin
-        distinct = list({(c.plugin, id(c.obj)): c for c in group}.values())
+        distinct = list({(c.plugin, _identity(c.obj)): c for c in group}.values())
         if len(distinct) > 1:
             _conflict(kind, name, distinct, plugins, registrations)
             continue
         claim = distinct[0]
         owner = plugins[claim.plugin]
-        problem = kind.validate(claim.obj)
+        deferred = owner.builtin and isinstance(claim.obj, ImportPath)
+        problem = None if deferred else kind.validate(claim.obj)
         if problem is not None:
             owner.fail(f"{kind.label} {name!r}: {problem}")
             registrations.unavailable[kind.key][name] = (
@@ -358,6 +418,8 @@ def _conflict(
             "different objects, so neither is used. Fix the plugin."
         )
         return
+    from registry.plugin_selection import BLOCK_VARIABLE
+
     for owner in owners:
         others = ", ".join(plugins[o].label for o in owners if o != owner)
         plugins[owner].fail(

@@ -36,7 +36,7 @@ from registry.layers import (
     model_names,
     plain,
 )
-from registry.masking import is_secret_name, shown_key
+from registry.masking import is_secret_name, shown_key, shown_names
 from registry.precedence import CONVENTIONAL_LEVEL, DEFAULTS_LEVEL
 from registry.settings import Settings
 from registry.spec import (
@@ -120,7 +120,7 @@ def canonical_name(settings: Settings, name: str | None, env: str | None) -> str
         if names.canonical(name) is None:
             raise ConfigError(
                 f"default_model ({found[1]}) is not a model or alias (the value is not shown)."
-                f"{did_you_mean(name, names.all())} Known: {', '.join(names.all())}."
+                f"{did_you_mean(name, names.all())} Known: {shown_names(names.all())}."
             )
     canonical = names.canonical(name)
     if canonical is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError, did_you_mean
-from registry.masking import escape_control, shown_key
+from registry.masking import escape_control, shown_key, shown_names
 from registry.precedence import KWARG_SOURCE
 from registry.sources import (
     TOP_LEVEL_KEYS,
@@ -142,7 +142,7 @@ def choose_env(settings: Settings, env: str | None, *, from_variables: bool = Tr
     raise ConfigError(
         f"environment {escape_control(repr(env))} (from {origin}) is not defined in "
         f"{settings.label}.{did_you_mean(env, known)} Defined environments: "
-        f"{', '.join(known) or 'none'} (add an [environments.NAME] table)."
+        f"{shown_names(known) or 'none'} (add an [environments.NAME] table)."
     )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from registry.masking import MASK, Redacted, masked, redact
+from registry.masking import HIDDEN_VALUE, MASK, Redacted, looks_like_secret, masked, redact
 
 if TYPE_CHECKING:
     from registry.deployments import DeploymentSpec
@@ -136,9 +136,20 @@ def display(key: str, value: Any) -> Any:
     return _jsonable(shown)
 
 
+#: Fields that hold names: a value there that looks like a key is not shown (a pasted key).
+_NAME_FIELDS = frozenset({"backend", "deployment", "model", "api_version", "aliases"})
+
+
 def explained(value: Any, source: str, *, name: str, secret: bool) -> ExplainedField:
-    """One value as shown: ``***`` for a secret (by field or by where it came from)."""
+    """One value as shown: ``***`` for a secret (by field or by where it came from).
+
+    A name field whose value looks like a key (:func:`looks_like_secret`) is shown as hidden.
+    """
     secret = secret and value is not None
+    if not secret and name in _NAME_FIELDS:
+        texts = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(text, str) and looks_like_secret(text) for text in texts):
+            return ExplainedField(HIDDEN_VALUE, source, True)
     return ExplainedField(MASK if secret else display(name, value), source, secret)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from registry.deployments import DeploymentSpec, entry_weight
 from registry.errors import ConfigError, PluginError, did_you_mean
 from registry.layers import model_names, origins, plain, secret_paths
+from registry.masking import shown_names
 from registry.resolve import BackendCatalog, Resolved, resolve_fields, secret_fields
 from registry.secret_settings import masked_settings_model
 from registry.settings import Settings
@@ -76,7 +77,7 @@ def _fallback_problems(
                     (
                         path,
                         f"names no model (the value is not shown).{did_you_mean(name, names.all())}"
-                        f" Models: {', '.join(names.all())}.",
+                        f" Models: {shown_names(names.all())}.",
                     )
                 )
             elif target == resolved.name:

@@ -20,7 +20,7 @@ import pytest
 from registry import ConfigError, ModelRegistry, PluginError, PluginWarning, create_model, hookimpl
 from registry.cli import main
 from registry.plugins import PluginHost, get_plugin_host
-from registry.registrations import KINDS
+from registry.registrations import KINDS, Claim, ImportPath, PluginInfo, Registrations, settle
 from registry.testing import use_plugins
 from tests.test_plugins import MESSAGES, install_fake_dist
 
@@ -568,3 +568,83 @@ def test_use_plugins_restores_the_host_after_an_error() -> None:
     with pytest.raises(RuntimeError), use_plugins(Claimant("x")):
         raise RuntimeError("test failed inside")
     assert get_plugin_host() is outer
+
+
+def _settled_paths(*claims: tuple[str, Any, bool]) -> Registrations:
+    """Backend claims (name, object, by a built-in) of plugins ``builtin`` and ``third``."""
+    plugins = {
+        "builtin": PluginInfo("builtin", builtin=True),
+        "third": PluginInfo("third", builtin=False),
+    }
+    return settle(
+        plugins,
+        [
+            Claim("backends", name, obj, "builtin" if builtin else "third")
+            for name, obj, builtin in claims
+        ],
+    )
+
+
+def test_a_builtin_named_by_path_is_imported_and_validated_on_first_lookup(
+    make_site: SiteMaker,
+) -> None:
+    """The name is claimed (and listed) at once; the module is imported when it is looked up."""
+    (make_site() / "lazy_backend_mod.py").write_text(
+        "from backends.fake import FakeModel\nclass Lazy(FakeModel):\n    pass\n"
+    )
+    registrations = _settled_paths(("lazy", ImportPath("lazy_backend_mod", "Lazy"), True))
+    assert registrations.plugins[0].registered["backends"] == ["lazy"]
+    assert registrations.names("backends") == ["lazy"]
+    assert "lazy_backend_mod" not in sys.modules
+    assert registrations.get("backends", "lazy", load=False).module == "lazy_backend_mod"
+    assert "lazy_backend_mod" not in sys.modules
+    cls = registrations.get("backends", "lazy")
+    assert cls is sys.modules["lazy_backend_mod"].Lazy
+    assert registrations.registered_as("backends", cls) == ("lazy", registrations.plugins[0])
+    assert registrations.loaded("backends") == {"lazy": cls}
+
+
+def test_a_builtin_path_to_an_invalid_object_fails_its_lookup_only() -> None:
+    registrations = _settled_paths(
+        ("broken", ImportPath("registry.errors", "PluginError"), True),
+        ("fine", ImportPath("backends.fake", "FakeModel"), True),
+    )
+    with pytest.raises(PluginError, match=r"built-in backend 'broken'.*not a backend class"):
+        registrations.get("backends", "broken")
+    assert registrations.get("backends", "fine").__name__ == "FakeModel"
+
+
+def test_a_plugin_cannot_register_an_import_path() -> None:
+    """Only built-ins defer validation: a plugin's path is checked as the object it is."""
+    registrations = _settled_paths(("mine", ImportPath("backends.fake", "FakeModel"), False))
+    with pytest.raises(PluginError, match=r"invalid backend 'mine'.*is not a backend class"):
+        registrations.get("backends", "mine")
+    assert registrations.registered_as("backends", object()) is None
+
+
+def test_a_plugin_cannot_take_a_builtin_name_registered_by_path() -> None:
+    from backends.fake import FakeModel
+
+    class Mine(FakeModel):
+        pass
+
+    registrations = _settled_paths(
+        ("fake", ImportPath("backends.fake", "FakeModel"), True), ("fake", Mine, False)
+    )
+    assert registrations.get("backends", "fake") is FakeModel
+    assert "refused, the name is built in" in registrations.plugins[1].errors[0]
+
+
+def test_one_path_registered_twice_is_one_object_and_two_paths_clash() -> None:
+    """As with objects: the same path twice is one registration, two paths a conflict."""
+    same = _settled_paths(
+        ("fake", ImportPath("backends.fake", "FakeModel"), True),
+        ("fake", ImportPath("backends.fake", "FakeModel"), True),
+    )
+    assert same.get("backends", "fake").__name__ == "FakeModel"
+    two = _settled_paths(
+        ("fake", ImportPath("backends.fake", "FakeModel"), True),
+        ("fake", ImportPath("backends.azure", "AzureOpenAIModel"), True),
+    )
+    with pytest.raises(PluginError, match="registers backend 'fake' twice"):
+        two.get("backends", "fake")

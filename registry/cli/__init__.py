@@ -1,13 +1,15 @@
 """The ``modelreg`` command line.
 
 Exit codes: 0 success; 1 a problem the user must fix (one plain message, no traceback);
-2 a usage error; 130 interrupted. With ``--json``, errors and warnings are JSON objects on
-stderr (``{"error": "...", "kind": "ConfigError"}``) with the same exit codes.
+2 a usage error; 130 interrupted; 141 the output's reader went away. With ``--json``, errors
+and warnings are JSON objects on stderr (``{"error": "...", "kind": "ConfigError"}``) with the
+same exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -61,10 +63,28 @@ def _unused_globals(args: argparse.Namespace) -> None:
             )
 
 
+#: The exit code of a command whose reader went away (`modelreg check | head -1`): what a
+#: process killed by SIGPIPE reports, so `set -o pipefail` sees it, and never 0 for a failed check.
+BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the CLI; return the exit code."""
     out = out or sys.stdout
-    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _main(sys.argv[1:] if argv is None else list(argv), out)
+        out.flush()  # here, not at exit: a reader that went away is reported as one
+    except BrokenPipeError:
+        # Stop quietly, as other CLIs do; the interpreter's own flush at exit must not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _main(words: list[str], out: TextIO) -> int:
     as_json = _wants_json(words)
     parser = build_parser()
     try:
@@ -76,9 +96,29 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except UsageError as exc:
         report_error(str(exc), "UsageError", as_json=as_json)
         return 2
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_printer(as_json)
-        return _run(args, out, as_json)
+    logged = _LogPrinter(as_json)
+    logger = logging.getLogger("modelreg")
+    logger.addHandler(logged)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(as_json)
+            return _run(args, out, as_json)
+    finally:
+        logger.removeHandler(logged)
+
+
+class _LogPrinter(logging.Handler):
+    """modelreg's own log warnings (an unreachable routing state) as the CLI's warnings.
+
+    Without it Python's last-resort handler prints them as bare text, also with ``--json``.
+    """
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.as_json = as_json
+
+    def emit(self, record: logging.LogRecord) -> None:
+        report_warning(record.getMessage(), record.name, as_json=self.as_json)
 
 
 def _warning_printer(as_json: bool) -> Callable[..., None]:
@@ -98,13 +138,8 @@ def _run(args: argparse.Namespace, out: TextIO, as_json: bool) -> int:
     except RegistryError as exc:
         report_error(str(exc), type(exc).__name__, as_json=as_json)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`modelreg show chat | head`): stop quietly, as other CLIs do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise  # main's
     except Exception as exc:
         kind = type(exc).__name__
         if type(exc).__module__.startswith("openai"):

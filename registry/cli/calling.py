@@ -9,7 +9,7 @@ from registry.cli import common
 from registry.cli.output import print_json
 from registry.cli.parser import UsageError
 from registry.errors import BackendError, RegistryError
-from registry.masking import escape_control
+from registry.masking import escape_control, quoted_name
 
 __all__ = ["cmd_chat", "cmd_tokens"]
 
@@ -87,7 +87,10 @@ def _prompt(args: argparse.Namespace) -> str:
     if args.prompt is not None and args.prompt != "-":
         text = str(args.prompt)
     else:
-        path = _input_path(args.prompt, "a PROMPT", 'e.g. modelreg chat chat "Say hello"')
+        hint = 'e.g. modelreg chat chat "Say hello"'
+        if args.name is not None:  # `modelreg chat "Say hello"` took the words as the NAME
+            hint = f"{quoted_name(args.name)} is the model NAME; the PROMPT comes after it, {hint}"
+        path = _input_path(args.prompt, "a PROMPT", hint)
         text = common.read_input(path, "prompt")
     if not text.strip():
         raise UsageError("the prompt is empty: give the message to send")

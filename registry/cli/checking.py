@@ -14,8 +14,13 @@ __all__ = ["cmd_check"]
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Validate every model in every environment; list every problem."""
     from registry.checks import check_settings
+    from registry.settings import choose_env
 
-    report = check_settings(common.settings(args), only_env=args.env, strict=args.strict)
+    settings = common.settings(args)
+    # --env is an option from the command line (its origin says so), matched as every command
+    # matches it (`--env PROD` means prod): check exactly the environment the others would use.
+    only_env = choose_env(settings, None) if args.env else None
+    report = check_settings(settings, only_env=only_env, strict=args.strict)
     if args.json:
         print_json(report.to_dict(), out)
     else:

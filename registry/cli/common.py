@@ -10,6 +10,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from registry.cli.parser import UsageError
 from registry.errors import RegistryError
 from registry.masking import escape_control
 from registry.settings import Settings, load_settings
@@ -52,6 +53,8 @@ def read_input(path: str, what: str) -> str:
     from registry.sources import decode_text, read_text
 
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise UsageError(f"standard input is closed: there is no {what} to read from it")
         return decode_text(sys.stdin.buffer.read(), "standard input", what)
     return read_text(Path(path), what)
 

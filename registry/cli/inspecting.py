@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from registry.cli import common
 from registry.cli.output import escaped_lines, print_json, table
 from registry.errors import RegistryError
-from registry.masking import escape_control
+from registry.masking import escape_control, shown_name
 from registry.settings import Settings, choose_env
 
 __all__ = ["cmd_config", "cmd_list", "cmd_plugins", "cmd_routes", "cmd_show"]
@@ -35,10 +35,39 @@ def _listed(value: Any, settings: Settings) -> str | None:
     return shown_name(text if isinstance(value, str) else value)
 
 
-def _pool_size(data: dict[str, Any]) -> int:
-    """How many deployments a model spreads its calls over (1 when it is not a pool)."""
+def _pool_size(data: dict[str, Any]) -> int | None:
+    """How many deployments a model spreads its calls over (1 when it is not a pool).
+
+    None when ``deployments`` is no non-empty list of tables: the model cannot be built.
+    """
     deployments = data.get("deployments")
-    return len(deployments) if isinstance(deployments, list) and deployments else 1
+    if deployments is None:
+        return 1
+    valid = isinstance(deployments, list) and all(isinstance(d, dict) for d in deployments)
+    return len(deployments) if valid and deployments else None
+
+
+def _default_model(settings: Settings, env: str | None, names: Any) -> str | None:
+    """The model ``default_model`` names; a warning (without the value) when it names none."""
+    import warnings
+
+    from registry.errors import RegistryWarning
+    from registry.layers import default_model_name
+
+    found = default_model_name(settings, env)
+    if found is None:
+        return None
+    default: str | None = names.canonical(found[0])
+    if default is None:
+        warnings.warn(
+            escape_control(
+                f"default_model ({found[1]}) is no model or alias of environment {env or 'none'}, "
+                "so no model is marked (the value is not shown; see modelreg check)"
+            ),
+            RegistryWarning,
+            stacklevel=2,
+        )
+    return default
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -47,13 +76,12 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     Reads the merged settings without validating them (``check`` and ``show`` validate), so it
     starts without importing pydantic, plugins or the SDK.
     """
-    from registry.layers import default_model_name, merged_fields, model_names, plain
+    from registry.layers import merged_fields, model_names, plain
 
     settings = common.settings(args)
     env = choose_env(settings, None)
     names = model_names(settings, env)
-    found = default_model_name(settings, env)
-    default = names.canonical(found[0]) if found else None
+    default = _default_model(settings, env, names)
     entries: list[dict[str, Any]] = []
     for name in sorted(names.names):
         data = plain(merged_fields(settings, name, env, {}))
@@ -64,7 +92,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
                 "backend": _listed(data.get("backend"), settings),
                 "target": _listed(data.get("deployment") or data.get("model"), settings),
                 "deployments": _pool_size(data),
-                "aliases": sorted(a for a, n in names.aliases.items() if n == name),
+                "aliases": sorted(shown_name(a) for a, n in names.aliases.items() if n == name),
             }
         )
     if args.json:
@@ -78,8 +106,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
             "*" if e["default"] else "",
             e["name"],
             str(e["backend"] or "-"),
-            str(e["target"] or ("(pool)" if e["deployments"] > 1 else "-")),
-            str(e["deployments"]),
+            str(e["target"] or ("(pool)" if (e["deployments"] or 0) > 1 else "-")),
+            str(e["deployments"] or "(invalid: see modelreg check)"),
             ", ".join(e["aliases"]) or "-",
         ]
         for e in entries
@@ -100,9 +128,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     """Every field of one model with its value (secrets ***) and source, and its credential."""
     from registry.credentials import describe_credentials
 
-    registry = common.registry(args)
-    explained = registry.explain(args.name)
-    credentials = describe_credentials(registry, explained)
+    with common.registry(args) as registry:
+        explained = registry.explain(args.name)
+        credentials = describe_credentials(registry, explained)
     if args.json:
         print_json({**explained.to_dict(), "credentials": [c.to_dict() for c in credentials]}, out)
         return 0

@@ -51,6 +51,7 @@ class Command:
     def epilog(self) -> str:
         """The ``--help`` text after the options: examples, variables, exit codes."""
         codes = {**_EXIT_CODES, **dict(self.exit_codes), 130: "interrupted (Ctrl-C)"}
+        codes[141] = "the output's reader went away (| head)"
         parts = ["examples:", *(f"  {example}" for example in self.examples)]
         variables = (*self.variables, "NO_COLOR   no colour in messages (also when piped)")
         parts += ["", "environment variables:", *(f"  {v}" for v in variables)]
@@ -177,6 +178,30 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
+class _CommandParser(Parser):
+    """A command's parser: its positionals may come after its options.
+
+    Plain argparse fills every ``nargs="?"`` positional at the first one it meets, so in
+    ``modelreg chat writer --system "Be brief" "Hello"`` the prompt after ``--system`` is left
+    over ("unrecognized arguments"). Intermixed parsing reads options first, then positionals.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # Not after `--` (argparse's intermixed passes would drop it and read `--json` after it
+        # as the option), nor inside the two passes of parse_known_intermixed_args.
+        if self._intermixing or "--" in (args or ()):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 class _Version(argparse.Action):
     """``--version``: the installed distribution's version (read only when asked)."""
 
@@ -188,7 +213,8 @@ class _Version(argparse.Action):
         except PackageNotFoundError:
             number = "unknown (not installed)"
         python = ".".join(map(str, sys.version_info[:3]))
-        parser.exit(message=f"modelreg {number} (Python {python})\n")
+        sys.stdout.write(f"modelreg {number} (Python {python})\n")
+        parser.exit()
 
 
 def _add_global_options(
@@ -210,15 +236,18 @@ def _add_global_options(
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``modelreg`` parser; global options work before or after the command."""
+    # No abbreviations (`--jso`): --json is spotted before parsing so usage errors are JSON too,
+    # and an abbreviation that works today would break when an option sharing its prefix comes.
     parser = Parser(
         prog="modelreg",
+        allow_abbrev=False,
         description="Configuration-driven model registry: which deployment each model name "
         "means, per environment.",
         epilog="Run `modelreg COMMAND --help` for a command's examples, variables and exit codes.",
     )
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     _add_global_options(parser, list(GLOBAL_OPTIONS), top=True)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for command in COMMANDS:
         sub = commands.add_parser(
             command.name,
@@ -226,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.summary[0].upper() + command.summary[1:] + ".",
             epilog=command.epilog(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
         )
         _add_global_options(sub, command.global_options, top=False)
         _ARGUMENTS[command.name](sub)
