@@ -269,7 +269,8 @@ def test_usage_errors() -> None:
     as_json = run_script("--json", "completion", "bash")
     assert as_json.returncode == 2 and '"kind": "UsageError"' in as_json.stderr
     help_text = run_script("completion", "--help").stdout
-    assert 'eval "$(modelreg completion bash)"' in help_text and "exit codes:" in help_text
+    assert 'eval "$(modelreg completion bash)"' in " ".join(help_text.split())
+    assert "exit codes:" in help_text
     assert "--query" not in help_text
 
 

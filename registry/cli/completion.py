@@ -32,7 +32,14 @@ _WHERE_OPTIONS = ("--settings", "--env", "--dotenv")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``completion``'s own arguments; the query options are hidden from help and completion."""
-    parser.add_argument("shell", nargs="?", choices=SHELLS, help="the shell: bash or zsh")
+    parser.add_argument(
+        "shell",
+        nargs="?",
+        choices=SHELLS,
+        help='the shell. Load the script with eval "$(modelreg completion bash)" in ~/.bashrc, '
+        'or eval "$(modelreg completion zsh)" in ~/.zshrc after compinit (or save the zsh '
+        "script as _modelreg in a directory on $fpath)",
+    )
     hidden = argparse.SUPPRESS
     parser.add_argument("--query", choices=("models", "envs"), help=hidden)
     for option in _WHERE_OPTIONS:

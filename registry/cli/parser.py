@@ -153,11 +153,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "completion",
         "print the shell completion script for bash or zsh (commands, options, model names)",
-        (
-            'eval "$(modelreg completion bash)"   # in ~/.bashrc',
-            'eval "$(modelreg completion zsh)"    # in ~/.zshrc, after compinit',
-            "modelreg completion zsh > ~/.zfunc/_modelreg   # or a file on $fpath",
-        ),
+        ("modelreg completion bash", "modelreg completion zsh"),
         (
             "MODELREG_SETTINGS, MODELREG_DOTENV, MODELREG_ENV   where model names are read "
             "from while completing (--settings, --env, --dotenv typed on the line win)",
