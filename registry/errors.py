@@ -66,6 +66,7 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     import difflib  # only when something is misspelt: not on every cold start
 
     from registry.masking import escape_control, looks_like_secret
+
     known = sorted(c for c in set(candidates) if not looks_like_secret(c))
     matches = difflib.get_close_matches(word, known, n=3, cutoff=0.6)
     if not matches:
