@@ -14,7 +14,6 @@ import re
 import select
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,23 +22,17 @@ import pytest
 
 from registry.cli.parser import COMMANDS, GLOBAL_OPTIONS, UsageError, build_parser
 from tests.azure_server import AzureServer, Fault
+from tests.cli_script import MODELREG_SCRIPT as SCRIPT
+from tests.cli_script import run_script
 
-SCRIPT = Path(sys.executable).parent / "modelreg"
 ANSI = "\x1b["
 
 
 def console(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The installed ``modelreg`` script, piped (no terminal anywhere)."""
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=stdin if stdin is not None else "",
-        timeout=60,
-    )
+    """The installed ``modelreg`` script, piped: stdin is empty unless given, never a terminal."""
+    return run_script(*args, env=env, stdin=stdin if stdin is not None else "")
 
 
 def in_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
