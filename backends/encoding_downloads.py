@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from registry.errors import TokenizerUnavailableError
@@ -130,9 +131,40 @@ class Downloader:
         return digest.hexdigest()
 
 
+class _RedirectKeepingCredentialsHome(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send the mirror's credentials only to the mirror's own origin.
+
+    urllib copies every header of the request into the redirected one, ``Authorization``
+    included, so a mirror redirecting to a CDN (or an attacker's host) would hand it the
+    user's password.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(new.full_url) != _origin(req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, parts.hostname, parts.port or default
+
+
 def _opened(request: urllib.request.Request) -> http.client.HTTPResponse:
     try:
-        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=_TIMEOUT)
+        response: http.client.HTTPResponse = urllib.request.build_opener(
+            _RedirectKeepingCredentialsHome
+        ).open(request, timeout=_TIMEOUT)
     except urllib.error.HTTPError as exc:
         raise _Failed(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:

@@ -54,6 +54,14 @@ class Mirror(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if mode in ("elsewhere", "here"):  # a redirect to another origin, or the same one
+            port = self.server.server_address[1]
+            origin = f"http://localhost:{port}" if mode == "elsewhere" else ""
+            self.send_response(302)
+            self.send_header("Location", f"{origin}/ok/{file}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if mode == "corrupt":
             body = body[:-1] + b"X"
         self.send_response(200)
@@ -158,6 +166,24 @@ def test_credentials_in_the_mirror_url_become_basic_auth_and_are_never_printed(
         "HTTP 401" in bad.stderr and "s3cret" not in bad.stderr and "mirror-user" not in bad.stderr
     )
     assert not (isolated / "other").exists()
+
+
+def test_credentials_are_not_sent_to_another_origin_a_redirect_names(
+    mirror: str, isolated: Path
+) -> None:
+    host = mirror.removeprefix("http://")
+    for mode, where in (("here", host), ("elsewhere", f"localhost:{host.rsplit(':', 1)[1]}")):
+        Mirror.requests.clear()
+        result = prefetch(mode, f"http://mirror-user:s3cret%20pass@{host}/{mode}/")
+        assert result.returncode == 0, result.stderr
+        sent = [auth for _, auth in Mirror.requests]
+        assert [path for path, _ in Mirror.requests][:2] == [
+            f"/{mode}/cl100k_base.tiktoken",
+            "/ok/cl100k_base.tiktoken",
+        ], where
+        assert sent[0] is not None  # the mirror itself gets them
+        # the same origin keeps them; another host (localhost is not 127.0.0.1) never sees them
+        assert (sent[1] is not None) is (mode == "here")
 
 
 def test_odd_directory_names(mirror: str, isolated: Path) -> None:
