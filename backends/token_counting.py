@@ -52,6 +52,18 @@ _SEPARATOR = "<|endoftext|>"  # a special token in both encodings
 _ALLOWED = frozenset({_SEPARATOR})
 _is_none = partial(operator.is_, None)
 _values = operator.methodcaller("values")
+_EXACT_STR = frozenset({str})
+
+
+def _exact(value: Any) -> Any:
+    """A ``str`` subclass's text as a plain ``str`` (anything else unchanged).
+
+    What is sent is the text (JSON encodes a ``str`` subclass, a ``(str, Enum)`` member
+    included, by its content), so that is what is counted, whatever ``__str__`` says; and
+    a subclass with its own ``__eq__``/``__hash__`` must never be a key of the process-wide
+    string counts, nor find another string's count there.
+    """
+    return str.__str__(value) if isinstance(value, str) else value
 
 
 class BaseTokenCounter(ABC):
@@ -262,6 +274,8 @@ class OpenAITokenCounter(BaseTokenCounter):
         self, strings: list[str], table: StringCounts | None, keep: bool = True
     ) -> int:
         """Sum of the strings' counts: known ones from ``table``, the rest in one call."""
+        if not set(map(type, strings)) <= _EXACT_STR:  # see _exact
+            strings = list(map(_exact, strings))
         if table is None:
             return self._count_all(strings) if strings else 0
         known = list(map(table.table.get, strings))
@@ -317,7 +331,8 @@ class OpenAITokenCounter(BaseTokenCounter):
             elif not isinstance(part, Mapping):
                 continue
             elif part.get("type") == "text":
-                strings.append(str(part.get("text", "")))
+                text = part.get("text", "")
+                strings.append(text if isinstance(text, str) else str(text))
             elif part.get("type") == "image_url":
                 image = part.get("image_url") or {}
                 rule = self.image_rule

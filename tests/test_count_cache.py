@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import enum
 import struct
 import threading
 from typing import Any
@@ -249,6 +250,42 @@ def test_values_equal_in_python_but_not_in_text(first: Any, second: Any) -> None
     check(counter, messages, tools)
     tools[0]["function"]["parameters"]["properties"]["n"]["enum"] = [second]
     check(counter, messages, tools)
+
+
+class CaseInsensitive(str):
+    """A ``str`` subclass whose equality and hash ignore case, as some libraries define."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.lower() == other.lower()
+
+    def __hash__(self) -> int:
+        return hash(self.lower())
+
+
+class Colour(str, enum.Enum):  # noqa: UP042 (StrEnum has str() == value; this one does not)
+    RED = "red"  # str() gives "Colour.RED"; JSON (what is sent) gives "red"
+
+
+@pytest.mark.parametrize("loud_first", [True, False])
+def test_a_str_subclass_with_its_own_equality_never_shares_a_string_count(
+    loud_first: bool,
+) -> None:
+    counter = OpenAITokenCounter("gpt-4o")
+    # different roles: two conversations that share only the string counts
+    quiet = [{"role": "system", "content": "hello world this is loud"}]
+    loud = [{"role": "user", "content": CaseInsensitive("HELLO WORLD THIS IS LOUD")}]
+    first, second = (loud, quiet) if loud_first else (quiet, loud)
+    counts = [check(counter, first), check(counter, second)]
+    assert counts[0] != counts[1]  # different text: the table must not hand one's count out
+
+
+def test_a_str_enum_in_a_text_part_counts_its_value() -> None:
+    counter = OpenAITokenCounter("gpt-4o")
+    plain = [*conversation(2), {"role": "user", "content": [{"type": "text", "text": "red"}]}]
+    check(counter, plain)
+    as_enum = copy.deepcopy(plain)
+    as_enum[-1]["content"][0]["text"] = Colour.RED
+    assert check(counter, as_enum) == check(counter, plain)
 
 
 def test_same_text_under_different_roles_and_names() -> None:
