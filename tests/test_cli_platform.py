@@ -95,6 +95,20 @@ def test_each_command_help_has_examples_variables_exit_codes(command: str) -> No
     assert "NO_COLOR" in text
 
 
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_help_points_only_to_readme_sections_that_exist(command: str) -> None:
+    from tests.helpers import README
+
+    headings = {
+        line.lstrip("#").strip()
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    }
+    text = " ".join(console(command, "--help").stdout.split())
+    for section in re.findall(r"README: ([^)]+)\)", text):
+        assert section in headings, f"{command} --help names README section {section!r}"
+
+
 def test_global_options_a_command_ignores_are_not_offered() -> None:
     text = console("plugins", "--help").stdout
     assert "--json" in text
