@@ -140,7 +140,7 @@ COMMANDS: tuple[Command, ...] = (
         "never overwrites",
         (
             "modelreg init",
-            "modelreg init --backend openai --settings config/settings.toml",
+            "modelreg init --backend openai --settings openai.toml",
             "modelreg init --json",
         ),
         (
