@@ -463,6 +463,15 @@ def test_tokens_reads_stdin_when_piped_and_refuses_to_wait_at_a_terminal(
     code, output = in_terminal("tokens", "helper", env={"NO_COLOR": "1"})
     assert code == 2
     assert "give a messages FILE, or - to read it from standard input" in output
+    code, output = in_terminal("tokens", "messages.json", env={"NO_COLOR": "1"})
+    assert code == 2 and "'messages.json' is the model NAME; the FILE comes after it" in output
+    empty = console("tokens", "--json", stdin=" \n")  # a script's stdin: not a terminal, empty
+    assert empty.returncode == 1
+    assert json.loads(empty.stderr)["error"].startswith("standard input is empty: give the")
+    Path("empty.json").write_text("")
+    empty_file = console("tokens", "helper", "empty.json")
+    assert empty_file.returncode == 1
+    assert "messages file 'empty.json' is empty" in empty_file.stderr
 
 
 def test_readme_command_table_lists_every_command() -> None:
