@@ -191,9 +191,18 @@ def test_json(isolated: Path) -> None:
 
 def test_help_has_examples_variables_and_exit_codes() -> None:
     text = run_script("init", "--help").stdout
-    assert "modelreg init --backend openai --settings config/settings.toml" in text
+    assert "modelreg init --backend openai --settings openai.toml" in text
     assert "MODELREG_SETTINGS" in text and "1  the file exists" in text
     assert "{azure,openai}" in text
+
+
+@pytest.mark.parametrize(
+    "example", next(c for c in COMMANDS if c.name == "init").examples, ids=lambda e: e
+)
+def test_every_help_example_runs_in_an_empty_directory(example: str, isolated: Path) -> None:
+    result = run_script(*shlex.split(example)[1:])
+    assert result.returncode == 0, result.stderr
+    assert len(listing(isolated)) == 1
 
 
 def listing(directory: Path) -> list[str]:

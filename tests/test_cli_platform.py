@@ -95,6 +95,20 @@ def test_each_command_help_has_examples_variables_exit_codes(command: str) -> No
     assert "NO_COLOR" in text
 
 
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_help_points_only_to_readme_sections_that_exist(command: str) -> None:
+    from tests.helpers import README
+
+    headings = {
+        line.lstrip("#").strip()
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    }
+    text = " ".join(console(command, "--help").stdout.split())
+    for section in re.findall(r"README: ([^)]+)\)", text):
+        assert section in headings, f"{command} --help names README section {section!r}"
+
+
 def test_global_options_a_command_ignores_are_not_offered() -> None:
     text = console("plugins", "--help").stdout
     assert "--json" in text
@@ -449,6 +463,15 @@ def test_tokens_reads_stdin_when_piped_and_refuses_to_wait_at_a_terminal(
     code, output = in_terminal("tokens", "helper", env={"NO_COLOR": "1"})
     assert code == 2
     assert "give a messages FILE, or - to read it from standard input" in output
+    code, output = in_terminal("tokens", "messages.json", env={"NO_COLOR": "1"})
+    assert code == 2 and "'messages.json' is the model NAME; the FILE comes after it" in output
+    empty = console("tokens", "--json", stdin=" \n")  # a script's stdin: not a terminal, empty
+    assert empty.returncode == 1
+    assert json.loads(empty.stderr)["error"].startswith("standard input is empty: give the")
+    Path("empty.json").write_text("")
+    empty_file = console("tokens", "helper", "empty.json")
+    assert empty_file.returncode == 1
+    assert "messages file 'empty.json' is empty" in empty_file.stderr
 
 
 def test_readme_command_table_lists_every_command() -> None:

@@ -55,9 +55,10 @@ def cmd_tokens(args: argparse.Namespace, out: TextIO) -> int:
         from registry.cli.prefetching import cmd_prefetch
 
         return cmd_prefetch(args, out)
-    path = _input_path(
-        args.file, "a messages FILE", "e.g. modelreg tokens chat messages.json (see --help)"
-    )
+    hint = "e.g. modelreg tokens chat messages.json (see --help)"
+    if args.name is not None:  # `modelreg tokens messages.json` took the file as the NAME
+        hint = f"{quoted_name(args.name)} is the model NAME; the FILE comes after it, {hint}"
+    path = _input_path(args.file, "a messages FILE", hint)
     messages, tools = _messages_and_tools(args, path)
     registry = common.registry(args)
     name = registry.resolve(args.name).name

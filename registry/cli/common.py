@@ -62,6 +62,9 @@ def read_input(path: str, what: str) -> str:
 def read_json(path: str, what: str) -> Any:
     """A JSON file (or stdin); errors name the file and the line, never the content."""
     text = read_input(path, what)
+    if not text.strip():
+        source = "standard input" if path == "-" else f"{what} {escape_control(repr(path))}"
+        raise RegistryError(f"{source} is empty: give the {what} as JSON.")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

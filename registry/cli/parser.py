@@ -32,7 +32,7 @@ _BACKEND_VARIABLES = (
     "MODELREG_PLUGINS, MODELREG_DISABLE_PLUGINS   which installed plugins load",
     "MODELREG_SECRETS_DIR, MODELREG_AZURE_KEY_VAULT_URL   where ${VAR} secrets come from",
     "AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_API_KEY, ...   conventional "
-    "variables (README: Settings)",
+    "variables (README: Options)",
 )
 _EXIT_CODES = {0: "success", 1: "a problem to fix (the message says which)", 2: "usage error"}
 
@@ -140,7 +140,7 @@ COMMANDS: tuple[Command, ...] = (
         "never overwrites",
         (
             "modelreg init",
-            "modelreg init --backend openai --settings config/settings.toml",
+            "modelreg init --backend openai --settings openai.toml",
             "modelreg init --json",
         ),
         (
