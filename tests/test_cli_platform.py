@@ -518,3 +518,17 @@ def test_check_prints_each_problem_once_then_a_summary(
         "FAILED: settings.toml: 2 model(s) checked in 3 environment(s) (none, dev, prod); "
         "1 error(s), 0 warning(s)"
     )
+
+
+def test_usage_errors_suggest_the_command_or_option_and_point_at_its_help(
+    isolated: Path,
+) -> None:
+    result = console("shwo")
+    assert result.returncode == 2 and "Did you mean 'show'?" in result.stderr
+    result = console("show", "--evn", "prod")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --evn. Did you mean '--env'" in result.stderr
+    assert result.stderr.rstrip().endswith("(see: modelreg show --help)")
+    result = console("--json", "list", "--strict")
+    assert result.returncode == 2
+    assert json.loads(result.stderr)["error"].endswith("(see: modelreg list --help)")

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from registry.cli.common import COMMAND_LINE
 from registry.cli.output import report_error, report_warning
-from registry.cli.parser import COMMANDS, GLOBAL_OPTIONS, UsageError, build_parser
+from registry.cli.parser import COMMANDS, GLOBAL_OPTIONS, UsageError, build_parser, unrecognized
 from registry.errors import RegistryError
 
 __all__ = ["COMMAND_LINE", "build_parser", "main"]
@@ -88,7 +88,9 @@ def _main(words: list[str], out: TextIO) -> int:
     as_json = _wants_json(words)
     parser = build_parser()
     try:
-        args = parser.parse_args(words)
+        args, extras = parser.parse_known_args(words)
+        if extras:
+            raise UsageError(unrecognized(parser, args.command, extras))
         if args.command is None:
             parser.print_help(out)
             return 0

@@ -8,6 +8,7 @@ completion are built from that description.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,7 +172,30 @@ class Parser(argparse.ArgumentParser):
     """argparse, with usage errors raised to :func:`registry.cli.main` instead of printed."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)")
+        raise UsageError(f"{message}{_suggestion(message)} (see: {self.prog} --help)")
+
+
+def _suggestion(message: str) -> str:
+    """A did-you-mean for argparse's ``invalid choice: 'shwo' (choose from 'list', ...)``."""
+    from registry.errors import did_you_mean
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if found is None:
+        return ""
+    return did_you_mean(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
+
+
+def unrecognized(parser: argparse.ArgumentParser, command: str | None, extras: list[str]) -> str:
+    """The usage error for arguments no parser took, pointing at the command's own help."""
+    from registry.errors import did_you_mean
+
+    options = [o for action in parser._actions for o in action.option_strings]
+    if command is not None:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        options = [o for action in sub.choices[command]._actions for o in action.option_strings]
+    hint = "".join(did_you_mean(word, options) for word in extras if word.startswith("--"))
+    where = f"modelreg {command}" if command else "modelreg"
+    return f"unrecognized arguments: {' '.join(extras)}.{hint} (see: {where} --help)"
 
 
 class _CommandParser(Parser):
