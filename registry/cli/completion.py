@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Iterator
 from typing import TextIO
 
-from registry.cli.parser import UsageError
+from registry.cli.parser import UsageError, command_parsers
 
 __all__ = ["SHELLS", "add_arguments", "cmd_completion", "completion_script"]
 
@@ -109,15 +109,6 @@ def _value_kind(action: argparse.Action) -> str:
     return "none"
 
 
-def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """Each command's parser, and the top level's under ``""``."""
-    found = {"": parser}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found.update(action.choices)
-    return found
-
-
 def _shown(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
     return (action for action in parser._actions if action.help != argparse.SUPPRESS)
 
@@ -125,7 +116,7 @@ def _shown(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 def _case_arms(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
     """The ``case`` arms of the generated functions (every word quoted for the shell)."""
     arms: dict[str, list[str]] = {"options": [], "value": [], "positional": []}
-    for name, command in _commands(parser).items():
+    for name, command in command_parsers(parser).items():
         options: list[str] = []
         positional = 0
         for action in _shown(command):

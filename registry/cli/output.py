@@ -77,17 +77,17 @@ def report_error(message: str, kind: str, *, as_json: bool, prefix: str = "error
 
     The object is ``{"error": ..., "kind": ...}`` (JSON escapes control characters itself).
     """
-    err = sys.stderr
-    if as_json:
-        err.write(json.dumps({"error": message, "kind": kind}) + "\n")
-        return
-    err.write(f"modelreg: {styled(prefix + ':', 'error', err)} {escaped_lines(message)}\n")
+    _report("error", prefix, message, kind, as_json)
 
 
 def report_warning(message: str, kind: str, *, as_json: bool) -> None:
     """A warning on stderr, as one line or (``--json``) one ``{"warning", "kind"}`` object."""
+    _report("warning", "warning", message, kind, as_json)
+
+
+def _report(field: str, label: str, message: str, kind: str, as_json: bool) -> None:
     err = sys.stderr
     if as_json:
-        err.write(json.dumps({"warning": message, "kind": kind}) + "\n")
+        err.write(json.dumps({field: message, "kind": kind}) + "\n")
         return
-    err.write(f"modelreg: {styled('warning:', 'warning', err)} {escaped_lines(message)}\n")
+    err.write(f"modelreg: {styled(label + ':', field, err)} {escaped_lines(message)}\n")

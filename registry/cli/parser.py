@@ -185,14 +185,21 @@ def _suggestion(message: str) -> str:
     return did_you_mean(found.group(1), re.findall(r"'([^']*)'", found.group(2)))
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser, and the top level's under ``""``."""
+    found = {"": parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
 def unrecognized(parser: argparse.ArgumentParser, command: str | None, extras: list[str]) -> str:
     """The usage error for arguments no parser took, pointing at the command's own help."""
     from registry.errors import did_you_mean
 
-    options = [o for action in parser._actions for o in action.option_strings]
-    if command is not None:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        options = [o for action in sub.choices[command]._actions for o in action.option_strings]
+    chosen = command_parsers(parser)[command or ""]
+    options = [o for action in chosen._actions for o in action.option_strings]
     hint = "".join(did_you_mean(word, options) for word in extras if word.startswith("--"))
     where = f"modelreg {command}" if command else "modelreg"
     return f"unrecognized arguments: {' '.join(extras)}.{hint} (see: {where} --help)"
